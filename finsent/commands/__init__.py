@@ -6,10 +6,11 @@ from collections.abc import Callable
 
 import typer
 
-from finsent.commands import alerts, data, model, stream
+from finsent.commands import alerts, data, model, produce, stream
 
 REGISTRARS: list[Callable[[typer.Typer], None]] = [
     stream.register,
+    produce.register,
     model.register,
     data.register,
     alerts.register,

@@ -1,0 +1,9 @@
+"""Commands of this group (being built)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Adds this group's commands to the finsent app."""
