@@ -83,9 +83,8 @@ def _decide_open(
     if stats.value is None:
         return Decision("update", prior, f"too few documents to judge ({stats.count})")
     if recovered(rule.kind, stats.value, resolve_at):
-        return Decision(
-            "resolve", SeriesState(resolved_at=now), f"value {stats.value:.3f} back past {resolve_at}"
-        )
+        back = f"value {stats.value:.3f} back past {resolve_at}"
+        return Decision("resolve", SeriesState(resolved_at=now), back)
     return Decision("update", prior, f"value {stats.value:.3f} still past {resolve_at}")
 
 
@@ -106,7 +105,8 @@ def _decide_closed(
         until = prior.resolved_at + timedelta(seconds=rule.cooldown_s)
         if now < until:
             return Decision("pending", pending, f"cooling down until {until.isoformat()}")
-    return Decision("open", SeriesState(open=True), f"value {stats.value:.3f} past {rule.threshold}")
+    fired = f"value {stats.value:.3f} past {rule.threshold}"
+    return Decision("open", SeriesState(open=True), fired)
 
 
 def volume_z(current: int, baseline: Sequence[int]) -> float | None:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from alerts.exceptions import RuleInvalid, RuleNotFound
 from storage import queries
@@ -160,7 +161,10 @@ def add_rule(engine: Engine, spec: RuleSpec) -> int:
     """Stores a new rule; a taken name is a RuleInvalid, not a database traceback."""
     if queries.get_rule(engine, spec.name) is not None:
         raise RuleInvalid(f"rule {spec.name!r} already exists; pick another name or edit it")
-    return queries.create_rule(engine, spec.model_dump())
+    try:
+        return queries.create_rule(engine, spec.model_dump())
+    except IntegrityError as e:
+        raise RuleInvalid(f"rule {spec.name!r} already exists; pick another name") from e
 
 
 def update_rule(engine: Engine, ref: int | str, spec: RuleSpec) -> None:
@@ -172,9 +176,12 @@ def update_rule(engine: Engine, ref: int | str, spec: RuleSpec) -> None:
     queries.update_rule(engine, row.id, {**spec.model_dump(), "state": None})
 
 
-def set_rule_enabled(engine: Engine, ref: int | str, enabled: bool) -> None:
+def set_rule_enabled(engine: Engine, ref: int | str, enabled: bool) -> int:
+    """Enables or disables a rule; disabling resolves its open alerts (nobody watches them
+    any more) and returns how many it closed."""
     row = require_rule(engine, ref)
-    queries.update_rule(engine, row.id, {"enabled": enabled})
+    queries.update_rule(engine, row.id, {"enabled": enabled, "state": None})
+    return 0 if enabled else queries.resolve_open_alerts(engine, row.id)
 
 
 def require_rule(engine: Engine, ref: int | str) -> Any:
