@@ -88,7 +88,9 @@ def _read_text(path: Path, encoding: str) -> str:
     except IsADirectoryError as e:
         raise ScorerError(f"expected a data file, got a folder: {path}") from e
     except UnicodeDecodeError as e:
-        raise ScorerError(f"{path}: not valid {encoding} text ({e.reason} at byte {e.start})") from e
+        raise ScorerError(
+            f"{path}: not valid {encoding} text ({e.reason} at byte {e.start})"
+        ) from e
 
 
 def read_phrasebank(path: Path) -> LabelledSet:
@@ -107,7 +109,7 @@ def read_phrasebank(path: Path) -> LabelledSet:
 def read_csv(
     path: Path, label_map: Mapping[str, str] | None = None, source: str | None = None
 ) -> LabelledSet:
-    """A ``text,label`` CSV (UTF-8, header row); ``label_map`` renames labels (bullish->positive)."""
+    """A ``text,label`` CSV (UTF-8, header row); ``label_map`` renames labels (bullish->...)."""
     mapping = {k.strip().lower(): v for k, v in (label_map or {}).items()}
     content = _read_text(path, "utf-8-sig")
     reader = csv.DictReader(content.splitlines())
@@ -132,7 +134,7 @@ def read_tfns(path: Path) -> LabelledSet:
 
 
 def detect_format(path: Path) -> DataFormat:
-    """PhraseBank by its ``.txt`` lines ending in ``@label``; tfns by its numeric labels; else csv."""
+    """PhraseBank: lines ending in ``@label``; tfns: a CSV with numeric labels; else csv."""
     head = _read_text(path, "latin-1")[:4096].splitlines()
     first = next((line for line in head if line.strip()), "")
     if "@" in first and first.rsplit("@", 1)[1].strip().lower() in LABEL2ID:
@@ -191,7 +193,8 @@ def phrasebank_split(data_dir: Path) -> Split:
 def allagree_rows(data_dir: Path, part: LabelledSet) -> LabelledSet:
     """The rows of ``part`` whose sentence all annotators agreed on (Sentences_AllAgree.txt)."""
     agreed = set(read_phrasebank(phrasebank_file(data_dir, "AllAgree")).texts)
-    return part.subset((i for i, t in enumerate(part.texts) if t in agreed), f"{part.source}:AllAgree")
+    keep = (i for i, t in enumerate(part.texts) if t in agreed)
+    return part.subset(keep, f"{part.source}:AllAgree")
 
 
 def agreement_levels(data_dir: Path) -> dict[str, int]:

@@ -8,7 +8,7 @@ from scorer.data import LABELS
 
 
 def metrics(gold: Sequence[int], pred: Sequence[int]) -> dict[str, object]:
-    """n, accuracy, macro-F1, per-class F1 and the confusion matrix (rows gold, columns predicted)."""
+    """n, accuracy, macro-F1, per-class F1, confusion matrix (rows gold, columns predicted)."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
     labels = list(range(len(LABELS)))
@@ -25,3 +25,16 @@ def metrics(gold: Sequence[int], pred: Sequence[int]) -> dict[str, object]:
         "confusion_matrix": confusion_matrix(gold, pred, labels=labels).tolist(),
         "labels": list(LABELS),
     }
+
+
+def predict_ids(backend: object, texts: Sequence[str], batch_size: int = 64) -> list[int]:
+    """Label ids predicted by a ``scorer.backends.Backend``, batched by length (less padding)."""
+    from scorer.data import LABEL2ID
+
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = [0] * len(texts)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        for i, s in zip(idx, backend.predict([texts[i] for i in idx]), strict=True):  # type: ignore[attr-defined]
+            out[i] = LABEL2ID[s.label]
+    return out

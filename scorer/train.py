@@ -16,6 +16,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from scorer.data import (
     LABEL2ID,
@@ -111,7 +112,11 @@ def _length_grouped_batches(
     return batches
 
 
-def build_training_set(cfg: TrainConfig) -> tuple[LabelledSet, list[float], LabelledSet, dict]:
+TrainingData = tuple[LabelledSet, list[float], LabelledSet, dict[str, object]]
+"""(train rows, per-row loss weights, validation rows, a description of the data for the card)."""
+
+
+def build_training_set(cfg: TrainConfig) -> TrainingData:
     """(train rows, per-row weights, validation rows, a description of the data for the card)."""
     split = phrasebank_split(cfg.data_dir)
     pb = split.train
@@ -141,11 +146,12 @@ def build_training_set(cfg: TrainConfig) -> tuple[LabelledSet, list[float], Labe
     return train, w, split.validation, described
 
 
-def _predict_ids(model, tok, texts: list[str], max_length: int, device, batch: int = 64) -> list[int]:
+def _predict_ids(
+    model: Any, tok: Any, texts: list[str], max_length: int, device: Any, batch: int = 64
+) -> list[int]:
     import torch
 
     model.eval()
-    out: list[int] = []
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     preds = [0] * len(texts)
     with torch.inference_mode():
@@ -156,13 +162,16 @@ def _predict_ids(model, tok, texts: list[str], max_length: int, device, batch: i
             logits = model(**enc).logits
             for i, p in zip(ids, logits.argmax(-1).tolist(), strict=True):
                 preds[i] = p
-    out = preds
     model.train()
-    return out
+    return preds
 
 
-def train(cfg: TrainConfig) -> TrainResult:
-    """Fine-tunes ``cfg.base`` and writes the best-by-validation model to ``cfg.out``."""
+def train(cfg: TrainConfig, data: TrainingData | None = None) -> TrainResult:
+    """Fine-tunes ``cfg.base`` and writes the best-by-validation model to ``cfg.out``.
+
+    ``data`` replaces the shared data sets (tests, custom corpora); default: PhraseBank's
+    research split (+ the tweets when ``cfg.include_tfns``) from ``cfg.data_dir``.
+    """
     import torch
     from tqdm.auto import tqdm
     from transformers import (
@@ -180,7 +189,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     use_amp = device.type == "cuda"
 
-    train_set, weights, valid, described = build_training_set(cfg)
+    train_set, weights, valid, described = data or build_training_set(cfg)
     tok = AutoTokenizer.from_pretrained(base, local_files_only=True)
     model = AutoModelForSequenceClassification.from_pretrained(
         base, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)), label2id=LABEL2ID,
@@ -317,13 +326,12 @@ def train(cfg: TrainConfig) -> TrainResult:
     return TrainResult(cfg.out, best_m, history, seconds, step)
 
 
-def save_model(model, tok, out: Path) -> None:
+def save_model(model: Any, tok: Any, out: Path) -> None:
     """Weights in fp16 safetensors (half the size; the backends cast back to fp32 on CPU)."""
     import torch
 
     out.mkdir(parents=True, exist_ok=True)
     model = model.to("cpu").to(torch.float16)
-    model.config.torch_dtype = "float16"
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
     model.to(torch.float32)

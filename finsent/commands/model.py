@@ -1,9 +1,205 @@
-"""Commands of this group (being built)."""
+"""`finsent train`, `eval`, `export` and `score`: the scorer's model side on the command line.
+
+User mistakes (bad files, unknown labels, missing model, no CUDA) surface as ``ScorerError``,
+which ``finsent.cli.main`` prints as one line with exit code 2.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from finsent.config import Settings, load_settings
+
+log = logging.getLogger("finsent")
+
+BACKEND_HELP = "auto|onnx-int8|onnx|torch (FINSENT_BACKEND)."
+DEVICE_HELP = "auto|cpu|cuda (FINSENT_DEVICE)."
 
 
 def register(app: typer.Typer) -> None:
-    """Adds this group's commands to the finsent app."""
+    """Adds the model commands to the finsent app."""
+    app.command("train")(train)
+    app.command("eval")(evaluate)
+    app.command("export")(export)
+    app.command("score")(score)
+
+
+def _settings(**overrides: object) -> Settings:
+    """Settings with CLI overrides; a bad value becomes one ScorerError line (exit 2)."""
+    from pydantic import ValidationError
+
+    from scorer.exceptions import ScorerError
+
+    try:
+        return load_settings(**overrides)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        raise ScorerError(f"invalid {where}: {first.get('msg')}") from e
+
+
+def train(
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Shared data folder with phrasebank/ and tfns/.")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Model folder to write.")] = Path("runs/finsent-minilm"),
+    base: Annotated[
+        Path | None, typer.Option(help="Base HF model folder (default: all-MiniLM-L6-v2 wheel).")
+    ] = None,
+    epochs: Annotated[int, typer.Option(min=1)] = 5,
+    lr: Annotated[float, typer.Option(min=0.0)] = 1e-4,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    max_length: Annotated[int, typer.Option(min=8, max=512)] = 96,
+    seed: int = 0,
+    include_tfns: Annotated[
+        bool, typer.Option("--include-tfns/--no-include-tfns", help="Add the tweet set.")
+    ] = True,
+    phrasebank_repeat: Annotated[
+        int, typer.Option(min=1, help="PhraseBank rows per epoch, times.")
+    ] = 1,
+    label_smoothing: Annotated[float, typer.Option(min=0.0, max=0.5)] = 0.1,
+    agreement_weighting: Annotated[
+        bool, typer.Option(help="Weight PhraseBank rows by annotator agreement.")
+    ] = False,
+    warmup_ratio: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.1,
+    patience: Annotated[int, typer.Option(min=1, help="Evaluations without gain to stop.")] = 2,
+    evals_per_epoch: Annotated[int, typer.Option(min=1)] = 1,
+    ema_decay: Annotated[float, typer.Option(min=0.0, max=0.9999)] = 0.0,
+    max_steps: Annotated[int, typer.Option(min=0, help="Stop after N steps (0 = no limit).")] = 0,
+    threads: Annotated[int, typer.Option(min=0, help="CPU threads (0 = all).")] = 0,
+    version: Annotated[str, typer.Option(help="Version recorded in metrics.json.")] = "1.0",
+    do_export: Annotated[
+        bool, typer.Option("--export/--no-export", help="ONNX INT8 export + model card after.")
+    ] = True,
+) -> None:
+    """Fine-tune a sentiment model on PhraseBank (+ tweets); select on validation only."""
+    from scorer.train import TrainConfig
+    from scorer.train import train as run_train
+
+    settings = _settings(data_dir=data_dir)
+    cfg = TrainConfig(
+        data_dir=settings.data_dir, out=out, base=base, epochs=epochs, lr=lr,
+        batch_size=batch_size, max_length=max_length, seed=seed, include_tfns=include_tfns,
+        phrasebank_repeat=phrasebank_repeat, label_smoothing=label_smoothing,
+        agreement_weighting=agreement_weighting, warmup_ratio=warmup_ratio, patience=patience,
+        evals_per_epoch=evals_per_epoch, ema_decay=ema_decay, max_steps=max_steps,
+        threads=threads, version=version,
+    )
+    result = run_train(cfg)
+    summary: dict[str, object] = {"out": str(out), "validation": result.best_validation,
+                                  "train_seconds": round(result.train_seconds, 1)}
+    if do_export:
+        from scorer.export import export_int8, validation_set
+        from scorer.model_card import write_card
+
+        summary["serving"] = export_int8(out, validation_set(settings.data_dir))
+        write_card(out, settings.data_dir)
+    typer.echo(json.dumps(summary))
+
+
+def evaluate(
+    data: Annotated[Path, typer.Option(help="PhraseBank .txt or text,label CSV.")],
+    split: Annotated[str, typer.Option(help="all | test (the PhraseBank research test split).")]
+    = "all",
+    model: Annotated[Path | None, typer.Option(help="Model folder (FINSENT_MODEL).")] = None,
+    backend: Annotated[str | None, typer.Option(help=BACKEND_HELP)] = None,
+    device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="phrasebank|csv|tfns (default: detected).")
+    ] = None,
+    label_map: Annotated[
+        str | None,
+        typer.Option(help="Rename CSV labels, e.g. 'bearish=negative,bullish=positive'."),
+    ] = None,
+) -> None:
+    """Accuracy, macro-F1, per-class F1 and confusion matrix as ONE JSON object on stdout."""
+    from scorer.backends import load_backend
+    from scorer.data import read_any, research_split
+    from scorer.evaluate import metrics, predict_ids
+    from scorer.exceptions import ScorerError
+
+    if split not in ("all", "test"):
+        raise ScorerError(f"--split must be 'all' or 'test', not {split!r}")
+    if fmt is not None and fmt not in ("phrasebank", "csv", "tfns"):
+        raise ScorerError(f"--format must be phrasebank, csv or tfns, not {fmt!r}")
+    mapping = _parse_label_map(label_map)
+    settings = _settings(model=model, backend=backend, device=device)
+    rows = read_any(data, fmt, mapping)  # type: ignore[arg-type]
+    if split == "test":
+        rows = research_split(rows).test
+    if not len(rows):
+        raise ScorerError(f"{data}: no labelled rows to evaluate")
+    be = load_backend(settings.model, backend=settings.backend, device=settings.device,
+                      max_length=settings.max_length, threads=settings.threads)
+    started = time.perf_counter()
+    result = metrics(rows.labels, predict_ids(be, rows.texts, settings.batch_max_size))
+    result.update({"data": str(data), "split": split, "model_version": be.model_version,
+                   "backend": be.name, "seconds": round(time.perf_counter() - started, 2)})
+    typer.echo(json.dumps(result))
+
+
+def _parse_label_map(text: str | None) -> dict[str, str] | None:
+    from scorer.exceptions import ScorerError
+
+    if not text:
+        return None
+    out: dict[str, str] = {}
+    for item in text.split(","):
+        if "=" not in item:
+            raise ScorerError(f"--label-map item {item!r} is not 'name=label'")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def export(
+    model: Annotated[Path | None, typer.Option(help="Model folder (FINSENT_MODEL).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Shared data folder (validation).")]
+    = None,
+    card: Annotated[
+        bool, typer.Option("--card/--no-card", help="Re-evaluate and rewrite MODEL_CARD.md.")
+    ] = True,
+) -> None:
+    """ONNX export + INT8 quantization; INT8 becomes the CPU default unless it loses > 0.5 pt."""
+    from scorer.backends import WEIGHTS_FILE
+    from scorer.exceptions import ScorerError
+    from scorer.export import export_int8, validation_set
+    from scorer.model_card import write_card
+
+    settings = _settings(model=model, data_dir=data_dir)
+    if not (settings.model / WEIGHTS_FILE).is_file():
+        raise ScorerError(f"no {WEIGHTS_FILE} in {settings.model} (FINSENT_MODEL / --model)")
+    serving = export_int8(settings.model, validation_set(settings.data_dir))
+    if card:
+        write_card(settings.model, settings.data_dir)
+    typer.echo(json.dumps(serving))
+
+
+def score(
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts; none = read stdin lines.")]
+    = None,
+    model: Annotated[Path | None, typer.Option(help="Model folder (FINSENT_MODEL).")] = None,
+    backend: Annotated[str | None, typer.Option(help=BACKEND_HELP)] = None,
+    device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,
+) -> None:
+    """Label, probabilities and score = p_positive - p_negative, one JSON line per text."""
+    from scorer.backends import load_backend
+
+    settings = _settings(model=model, backend=backend, device=device)
+    items = list(texts) if texts else [line.rstrip("\r\n") for line in sys.stdin]
+    items = [t for t in items if t.strip()]
+    be = load_backend(settings.model, backend=settings.backend, device=settings.device,
+                      max_length=settings.max_length, threads=settings.threads)
+    size = settings.batch_max_size
+    for start in range(0, len(items), size):
+        chunk = [t[: settings.max_text_chars] for t in items[start : start + size]]
+        for text, s in zip(items[start : start + size], be.predict(chunk), strict=True):
+            typer.echo(json.dumps({"text": text, **s.as_dict(),
+                                   "model_version": be.model_version}))

@@ -1,0 +1,136 @@
+"""The inference interface: backends agree, auto picks the declared default, errors are clear."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scorer.backends import Backend, Sentiment, load_backend, resolve_backend
+from scorer.exceptions import ScorerError
+from tests.fixtures.model import NEGATIVE, NEUTRAL, POSITIVE
+
+SAMPLE = NEGATIVE + NEUTRAL + POSITIVE
+
+
+def _check_sentiments(out: list[Sentiment], n: int) -> None:
+    assert len(out) == n
+    for s in out:
+        total = s.p_negative + s.p_neutral + s.p_positive
+        assert total == pytest.approx(1.0, abs=1e-4)
+        assert s.score == pytest.approx(s.p_positive - s.p_negative, abs=1e-5)
+        probs = {"negative": s.p_negative, "neutral": s.p_neutral, "positive": s.p_positive}
+        assert s.label == max(probs, key=probs.__getitem__)
+
+
+def test_shipped_model_auto_is_declared_cpu_default(shipped_model_dir: Path) -> None:
+    meta = json.loads((shipped_model_dir / "metrics.json").read_text())
+    backend = load_backend(shipped_model_dir, device="cpu")
+    assert isinstance(backend, Backend)
+    assert backend.name == meta["serving"]["cpu_default"]
+    assert backend.model_version == f"{meta['name']}-{meta['version']}:{backend.name}"
+    assert backend.predict([]) == []
+
+
+def test_shipped_model_knows_polarity(shipped_model_dir: Path) -> None:
+    backend = load_backend(shipped_model_dir, device="cpu")
+    texts = [
+        "Operating profit rose to EUR 13.1 mn from EUR 8.7 mn in the corresponding period.",
+        "Net sales decreased by 15 % and the company swung to a loss.",
+        "The company is headquartered in Helsinki and employs 250 people.",
+    ]
+    out = backend.predict(texts)
+    _check_sentiments(out, 3)
+    assert [s.label for s in out] == ["positive", "negative", "neutral"]
+    assert out[0].score > 0.5 and out[1].score < -0.5
+
+
+def test_int8_agrees_with_torch(shipped_model_dir: Path) -> None:
+    torch_be = load_backend(shipped_model_dir, backend="torch", device="cpu")
+    int8_be = load_backend(shipped_model_dir, backend="onnx-int8", device="cpu")
+    a, b = torch_be.predict(SAMPLE), int8_be.predict(SAMPLE)
+    _check_sentiments(b, len(SAMPLE))
+    agree = sum(x.label == y.label for x, y in zip(a, b, strict=True)) / len(SAMPLE)
+    assert agree >= 0.95
+    diffs = [abs(x.p_positive - y.p_positive) + abs(x.p_negative - y.p_negative)
+             for x, y in zip(a, b, strict=True)]
+    assert sum(diffs) / len(diffs) < 0.05
+    assert max(diffs) < 0.3
+
+
+def test_torch_casts_fp16_weights_to_fp32_on_cpu(shipped_model_dir: Path) -> None:
+    import torch
+
+    backend = load_backend(shipped_model_dir, backend="torch", device="cpu")
+    assert next(backend.model.parameters()).dtype == torch.float32  # type: ignore[attr-defined]
+    assert backend.model_version.endswith(":torch")
+
+
+def test_fp32_onnx_exported_on_demand_matches_torch(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    onnx_be = load_backend(tiny_model_dir, backend="onnx", device="cpu")
+    torch_be = load_backend(tiny_model_dir, backend="torch", device="cpu")
+    assert list(tmp_path.glob("finsent/onnx/*/model.onnx"))
+    for x, y in zip(onnx_be.predict(SAMPLE[:8]), torch_be.predict(SAMPLE[:8]), strict=True):
+        assert x.label == y.label
+        assert x.p_positive == pytest.approx(y.p_positive, abs=1e-3)
+    assert onnx_be.model_version == "finsent-tiny-0.0-test:onnx"
+
+
+def test_token_counts_truncate_at_max_length(tiny_model_dir: Path) -> None:
+    backend = load_backend(tiny_model_dir, backend="torch", device="cpu", max_length=16)
+    counts = backend.token_counts(["short", "word " * 100])
+    assert counts[0] == 3  # [CLS] short [SEP]
+    assert counts[1] == 16
+
+
+def test_missing_folder_names_path_and_setting(tmp_path: Path) -> None:
+    with pytest.raises(ScorerError, match="FINSENT_MODEL") as err:
+        load_backend(tmp_path / "no-model")
+    assert str(tmp_path / "no-model") in str(err.value)
+
+
+def test_bad_backend_and_device(tiny_model_dir: Path) -> None:
+    import torch
+
+    with pytest.raises(ScorerError, match="unknown backend"):
+        resolve_backend(tiny_model_dir, "tensorrt", "auto")
+    with pytest.raises(ScorerError, match="CPU only"):
+        resolve_backend(tiny_model_dir, "onnx-int8", "cuda")
+    if torch.cuda.is_available():
+        assert resolve_backend(tiny_model_dir, "auto", "auto") == ("torch", "cuda")
+    else:
+        with pytest.raises(ScorerError, match="CUDA is not available"):
+            load_backend(tiny_model_dir, device="cuda")
+        assert resolve_backend(tiny_model_dir, "auto", "auto") == ("torch", "cpu")
+
+
+def test_auto_without_int8_falls_back_to_torch(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, copy, ignore=shutil.ignore_patterns("*.onnx"))
+    meta = json.loads((copy / "metrics.json").read_text())
+    meta["serving"] = {"cpu_default": "onnx-int8"}  # declared, but the file is gone
+    (copy / "metrics.json").write_text(json.dumps(meta))
+    assert resolve_backend(copy, "auto", "cpu") == ("torch", "cpu")
+    with pytest.raises(ScorerError, match="finsent export"):
+        load_backend(copy, backend="onnx-int8")
+
+
+def test_score_cli_json_lines(shipped_model_dir: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "finsent.cli", "score", "--model", str(shipped_model_dir)],
+        input="Quarterly profit doubled and sales rose 30 %.\n\nThe company cut jobs after "
+        "losses widened.\n",
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["label"] for r in rows] == ["positive", "negative"]
+    assert set(rows[0]) >= {"label", "p_negative", "p_neutral", "p_positive", "score"}
