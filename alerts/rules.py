@@ -7,6 +7,7 @@ messages; ``storage.queries`` only reads and writes rows.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -151,10 +152,10 @@ def _one_line(name: object, error: ValidationError) -> str:
 
 
 def spec_from_row(row: Any) -> RuleSpec:
-    """A stored rule as a RuleSpec (rows written by hand with bad values still load)."""
-    return RuleSpec.model_construct(
-        **{k: getattr(row, k) for k in RuleSpec.model_fields if hasattr(row, k)}
-    )
+    """A stored rule (a Row or a dict) as a RuleSpec, unvalidated: rows written by hand with
+    bad values still display."""
+    data = row if isinstance(row, Mapping) else row._mapping
+    return RuleSpec.model_construct(**{k: data[k] for k in RuleSpec.model_fields if k in data})
 
 
 def add_rule(engine: Engine, spec: RuleSpec) -> int:
