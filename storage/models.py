@@ -160,7 +160,7 @@ class AlertRule(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
-    kind: Mapped[str] = mapped_column(String(32))  # mean_below | mean_above | neg_share_above | volume_z
+    kind: Mapped[str] = mapped_column(String(32))  # mean_below|mean_above|neg_share_above|volume_z
     scope: Mapped[str] = mapped_column(String(16))  # ticker | kind | market
     target: Mapped[str | None] = mapped_column(String(64))  # a ticker, a kind, or None = each/all
     threshold: Mapped[float] = mapped_column(Float)
