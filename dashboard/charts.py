@@ -1,0 +1,90 @@
+"""Plotly figures from query rows; plain functions, no Streamlit, so tests can build them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+NEGATIVE = "#d62728"
+POSITIVE = "#2ca02c"
+VOLUME = "rgba(120, 120, 160, 0.35)"
+KIND_COLORS = {"news": "#1f77b4", "comment": "#ff7f0e"}
+
+
+def _layout(fig: go.Figure, height: int = 360) -> go.Figure:
+    fig.update_layout(
+        height=height,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        legend={"orientation": "h", "y": 1.08, "x": 0},
+        hovermode="x unified",
+    )
+    return fig
+
+
+def sentiment_with_volume(
+    rows: Sequence[dict[str, Any]], *, title: str, prices: Sequence[dict[str, Any]] = ()
+) -> go.Figure:
+    """Mean score (line, left axis, [-1, 1]) over volume bars (right axis); with ``prices``
+    the daily close replaces volume on the right axis and volume moves under the line."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    x = [r["bucket"] for r in rows]
+    fig.add_trace(
+        go.Bar(x=x, y=[r["n"] for r in rows], name="documents", marker_color=VOLUME),
+        secondary_y=not prices,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x, y=[r["mean_score"] for r in rows], name="mean score", mode="lines+markers",
+            line={"color": "#444", "width": 2}, marker={"size": 4},
+        ),
+        secondary_y=False,
+    )
+    fig.add_hline(y=0, line_dash="dot", line_color="#999", secondary_y=False)
+    if prices:
+        fig.add_trace(
+            go.Scatter(
+                x=[p["day"] for p in prices], y=[p["close"] for p in prices],
+                name="close", mode="lines", line={"color": "#1f77b4", "width": 1.5},
+            ),
+            secondary_y=True,
+        )
+        fig.update_yaxes(title_text="close", secondary_y=True)
+    else:
+        fig.update_yaxes(title_text="documents", secondary_y=True, showgrid=False)
+    fig.update_yaxes(title_text="mean score", range=[-1, 1], secondary_y=False)
+    fig.update_layout(title={"text": title, "x": 0, "font": {"size": 14}})
+    return _layout(fig)
+
+
+def movers_bar(rows: Sequence[dict[str, Any]]) -> go.Figure:
+    """Change of mean score per ticker versus the previous period, red down, green up."""
+    tickers = [r["ticker"] for r in rows][::-1]
+    change = [r["change"] for r in rows][::-1]
+    fig = go.Figure(
+        go.Bar(
+            x=change, y=tickers, orientation="h",
+            marker_color=[NEGATIVE if c < 0 else POSITIVE for c in change],
+            text=[f"{c:+.2f}" for c in change], textposition="auto",
+        )
+    )
+    fig.update_xaxes(title_text="change of mean score vs previous period")
+    return _layout(fig, height=max(220, 28 * len(rows) + 60))
+
+
+def volume_by_kind(rows: Sequence[dict[str, Any]]) -> go.Figure:
+    """Stacked document counts per source kind."""
+    fig = go.Figure()
+    for kind in sorted({r["kind"] for r in rows}):
+        part = [r for r in rows if r["kind"] == kind]
+        fig.add_trace(
+            go.Bar(
+                x=[r["bucket"] for r in part], y=[r["n"] for r in part], name=kind,
+                marker_color=KIND_COLORS.get(kind),
+            )
+        )
+    fig.update_layout(barmode="stack")
+    fig.update_yaxes(title_text="documents")
+    return _layout(fig, height=280)
