@@ -1,20 +1,18 @@
-"""A migrated SQLite store per test (real migrations, real writes)."""
+"""``store``: (url, engine) of a fresh migrated store, on SQLite and on PostgreSQL
+(the shared ``db_url`` fixture), so the alert engine's locking and SQL run on both."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
 
-from storage.db import make_engine, upgrade
+from storage.db import make_engine
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[tuple[str, Engine]]:
-    url = f"sqlite:///{tmp_path / 'alerts.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    yield url, engine
+def store(db_url: str) -> Iterator[tuple[str, Engine]]:
+    engine = make_engine(db_url)
+    yield db_url, engine
     engine.dispose()
