@@ -12,15 +12,15 @@ from dashboard import auth
 from dashboard.data import settings
 from storage.db import safe_url
 
-st.set_page_config(page_title="finsent", page_icon="📉", layout="wide")
+st.set_page_config(page_title="finsent", page_icon=":material/monitoring:", layout="wide")
 
 PAGES = [
-    st.Page("pages/market.py", title="Market", icon="📈", default=True),
-    st.Page("pages/ticker.py", title="Ticker", icon="🔎"),
-    st.Page("pages/live.py", title="Live feed", icon="⚡"),
-    st.Page("pages/alerts.py", title="Alerts", icon="🚨"),
-    st.Page("pages/rules.py", title="Rules", icon="🧭"),
-    st.Page("pages/sql.py", title="SQL", icon="🗄️"),
+    st.Page("pages/market.py", title="Market", icon=":material/monitoring:", default=True),
+    st.Page("pages/ticker.py", title="Ticker", icon=":material/search:"),
+    st.Page("pages/live.py", title="Live feed", icon=":material/bolt:"),
+    st.Page("pages/alerts.py", title="Alerts", icon=":material/notifications:"),
+    st.Page("pages/rules.py", title="Rules", icon=":material/rule:"),
+    st.Page("pages/sql.py", title="SQL", icon=":material/database:"),
 ]
 
 config = settings()
@@ -35,7 +35,7 @@ def _login() -> None:
 
 
 if password and not auth.is_authenticated(password):
-    st.navigation([st.Page(_login, title="Log in", icon="🔒", url_path="login")]).run()
+    st.navigation([st.Page(_login, title="Log in", icon=":material/lock:", url_path="login")]).run()
 else:
     if password:
         auth.logout_button()

@@ -17,8 +17,8 @@ KIND_COLORS = {"news": "#1f77b4", "comment": "#ff7f0e"}
 def _layout(fig: go.Figure, height: int = 360) -> go.Figure:
     fig.update_layout(
         height=height,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        legend={"orientation": "h", "y": 1.08, "x": 0},
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 1, "xanchor": "right"},
         hovermode="x unified",
     )
     return fig
@@ -27,36 +27,39 @@ def _layout(fig: go.Figure, height: int = 360) -> go.Figure:
 def sentiment_with_volume(
     rows: Sequence[dict[str, Any]], *, title: str, prices: Sequence[dict[str, Any]] = ()
 ) -> go.Figure:
-    """Mean score (line, left axis, [-1, 1]) over volume bars (right axis); with ``prices``
-    the daily close replaces volume on the right axis and volume moves under the line."""
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    x = [r["bucket"] for r in rows]
-    fig.add_trace(
-        go.Bar(x=x, y=[r["n"] for r in rows], name="documents", marker_color=VOLUME),
-        secondary_y=not prices,
+    """Mean score over time (top, fixed [-1, 1] axis) with the daily close on the right axis
+    when ``prices`` are given, and document volume as bars underneath on its own axis."""
+    fig = make_subplots(
+        rows=2, cols=1, shared_xaxes=True, row_heights=[0.72, 0.28], vertical_spacing=0.04,
+        specs=[[{"secondary_y": True}], [{}]],
     )
+    x = [r["bucket"] for r in rows]
     fig.add_trace(
         go.Scatter(
             x=x, y=[r["mean_score"] for r in rows], name="mean score", mode="lines+markers",
             line={"color": "#444", "width": 2}, marker={"size": 4},
         ),
-        secondary_y=False,
+        row=1, col=1, secondary_y=False,
     )
-    fig.add_hline(y=0, line_dash="dot", line_color="#999", secondary_y=False)
+    fig.add_hline(y=0, line_dash="dot", line_color="#999", row=1, col=1)
     if prices:
         fig.add_trace(
             go.Scatter(
                 x=[p["day"] for p in prices], y=[p["close"] for p in prices],
-                name="close", mode="lines", line={"color": "#1f77b4", "width": 1.5},
+                name="close (daily)", mode="lines+markers", line={"color": "#1f77b4", "width": 1.5},
+                marker={"size": 5},
             ),
-            secondary_y=True,
+            row=1, col=1, secondary_y=True,
         )
-        fig.update_yaxes(title_text="close", secondary_y=True)
-    else:
-        fig.update_yaxes(title_text="documents", secondary_y=True, showgrid=False)
-    fig.update_yaxes(title_text="mean score", range=[-1, 1], secondary_y=False)
+        fig.update_yaxes(title_text="close", secondary_y=True, showgrid=False, row=1, col=1)
+    fig.add_trace(
+        go.Bar(x=x, y=[r["n"] for r in rows], name="documents", marker_color=VOLUME),
+        row=2, col=1,
+    )
+    fig.update_yaxes(title_text="mean score", range=[-1.05, 1.05], secondary_y=False, row=1, col=1)
+    fig.update_yaxes(title_text="docs", row=2, col=1)
     fig.update_layout(title={"text": title, "x": 0, "font": {"size": 14}})
-    return _layout(fig)
+    return _layout(fig, height=420)
 
 
 def movers_bar(rows: Sequence[dict[str, Any]]) -> go.Figure:

@@ -20,6 +20,15 @@ SEEN_KEY = "alerts_seen_id"
 OPEN_COLUMNS = ["id", "rule_name", "ticker", "opened_at", "value", "last_value", "acknowledged_at"]
 RESOLVED_COLUMNS = ["id", "rule_name", "ticker", "opened_at", "resolved_at", "value", "last_value"]
 
+ALERT_COLUMNS_CONFIG = {
+    "rule_name": st.column_config.TextColumn("rule"),
+    "opened_at": st.column_config.DatetimeColumn("opened (UTC)", format="YYYY-MM-DD HH:mm"),
+    "resolved_at": st.column_config.DatetimeColumn("resolved (UTC)", format="YYYY-MM-DD HH:mm"),
+    "acknowledged_at": st.column_config.DatetimeColumn("acknowledged", format="YYYY-MM-DD HH:mm"),
+    "value": st.column_config.NumberColumn("value at open", format="%+.3f"),
+    "last_value": st.column_config.NumberColumn("latest value", format="%+.3f"),
+}
+
 url = data.settings().database_url
 
 st.title("Alerts")
@@ -40,7 +49,8 @@ def _toast_new_alerts() -> None:
     for a in queries.list_alerts(data.engine(url), status="open", limit=50):
         if a["id"] > seen:
             value = "" if a["value"] is None else f" (value {a['value']:+.3f})"
-            st.toast(f"New alert: {a['rule_name']} on {a['ticker']}{value}", icon="🚨")
+            st.toast(f"New alert: {a['rule_name']} on {a['ticker']}{value}",
+                     icon=":material/notifications_active:")
 
 
 def _label(a: dict[str, Any]) -> str:
@@ -84,14 +94,15 @@ def board() -> None:
 
     st.subheader("Open alerts")
     if open_rows:
-        st.dataframe(data.frame_rows(open_rows, OPEN_COLUMNS), hide_index=True, key="open_table")
+        st.dataframe(data.frame_rows(open_rows, OPEN_COLUMNS), hide_index=True, key="open_table",
+                     column_config=ALERT_COLUMNS_CONFIG)
     else:
         st.caption("No open alerts.")
     st.subheader("Resolved alerts")
     if resolved_rows:
         st.dataframe(
             data.frame_rows(resolved_rows, RESOLVED_COLUMNS), hide_index=True,
-            key="resolved_table",
+            key="resolved_table", column_config=ALERT_COLUMNS_CONFIG,
         )
     else:
         st.caption("No resolved alerts yet.")
