@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_UPGRADE_LOCK = threading.Lock()
 PG_CONNECT_TIMEOUT_S = 10
 
 # SQLite primary result codes worth a retry: BUSY, LOCKED, IOERR, FULL, CANTOPEN, PROTOCOL.
@@ -215,7 +217,9 @@ def upgrade(url: str, revision: str = "head") -> None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url)
     try:
-        with engine.connect() as conn:
+        # Alembic's `context` is process-global: one migration at a time per process; the
+        # database lock in env.py serializes processes.
+        with _UPGRADE_LOCK, engine.connect() as conn:
             cfg = _alembic_config()
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)

@@ -34,7 +34,8 @@ def _run(connection: Connection) -> None:
         context.run_migrations()
         trans.commit()
     except BaseException:
-        trans.rollback()
+        if trans.is_active:
+            trans.rollback()
         raise
 
 
