@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -221,9 +223,19 @@ def dashboard(
     env["FINSENT_DASHBOARD_PORT"] = str(settings.dashboard_port)
     cmd = streamlit_command(settings.dashboard_port, address)
     typer.echo(f"dashboard on http://{address}:{settings.dashboard_port}")
+    sys.stdout.flush()
+    child = subprocess.Popen(cmd, env=env)
+
+    def _stop(signum: int, _frame: object) -> None:  # a supervisor's SIGTERM reaches streamlit
+        child.terminate()
+
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
-        code = subprocess.call(cmd, env=env)
+        code = child.wait()
     except KeyboardInterrupt:
-        code = 0
-    if code:
+        child.terminate()
+        code = child.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if code not in (0, -signal.SIGTERM, -signal.SIGINT):
         raise typer.Exit(code)
