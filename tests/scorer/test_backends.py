@@ -134,3 +134,37 @@ def test_score_cli_json_lines(shipped_model_dir: Path) -> None:
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["label"] for r in rows] == ["positive", "negative"]
     assert set(rows[0]) >= {"label", "p_negative", "p_neutral", "p_positive", "score"}
+
+
+def test_export_int8_records_the_serving_default(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from scorer.export import export_int8
+    from tests.fixtures.model import tiny_sets
+
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, copy)
+    serving = export_int8(copy, tiny_sets()[2])
+    assert (copy / "model_int8.onnx").is_file()
+    assert set(serving["int8_candidates"]) == {"per-tensor", "per-channel"}
+    assert serving["cpu_default"] == (
+        "onnx-int8" if serving["int8_accuracy_change"] >= -0.005 else "torch"
+    )
+    meta = json.loads((copy / "metrics.json").read_text())
+    assert meta["serving"] == serving and meta["recipe"]["max_length"] == 32
+    backend = load_backend(copy, device="cpu")
+    assert backend.name == serving["cpu_default"]
+    _check_sentiments(backend.predict(SAMPLE[:4]), 4)
+
+
+def test_model_card_states_licence_and_cost() -> None:
+    from scorer.model_card import flops_per_token, render
+
+    minilm = {"hidden_size": 384, "intermediate_size": 1536, "num_hidden_layers": 6}
+    bert = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12}
+    assert flops_per_token(minilm) / flops_per_token(bert) < 0.2
+    text = render({"name": "finsent-minilm", "version": "9.9", "serving": {"cpu_default": "torch"},
+                   "evaluation": {"torch": {"phrasebank_test": {"n": 5, "accuracy": 0.8,
+                                                                "macro_f1": 0.7, "f1": {}}}}})
+    assert "CC BY-NC-SA 3.0" in text and "Non-commercial" in text and "Share-alike" in text
+    assert "| torch | phrasebank_test | 5 | 0.800 | 0.700 |" in text
