@@ -17,6 +17,7 @@ Decisions that are not obvious from the field list:
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -27,6 +28,7 @@ from pydantic import (
     StrictStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from ingest.exceptions import InvalidRecord
@@ -100,6 +102,18 @@ class Message(BaseModel):
                 out.append(symbol)
         return out
 
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        """The same depth/NUL/surrogate checks as ``decode``, for messages built in Python
+        (replay, simulator, feeds), so what a producer sends is what a worker accepts."""
+        if isinstance(data, dict):
+            try:
+                _check_tree(data)
+            except InvalidRecord as e:
+                raise ValueError(e.reason.removeprefix("schema: ")) from None
+        return data
+
     def extra_fields(self) -> dict[str, Any]:
         """Fields outside schema v1, kept as sent (producers may add their own)."""
         return dict(self.model_extra or {})
@@ -125,7 +139,7 @@ def decode(value: bytes | None, *, max_bytes: int) -> Message:
         raise InvalidRecord(f"not valid UTF-8: {e}") from e
     text = text.removeprefix("\ufeff")
     try:
-        obj = json.loads(text, parse_constant=_refuse_constant)
+        obj = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError as e:
         raise InvalidRecord("not JSON: nested too deeply to parse") from e
     except ValueError as e:  # JSONDecodeError and NaN/Infinity
@@ -157,6 +171,13 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e400: JSON columns cannot store infinity
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
 def _json_type(obj: Any) -> str:
     if isinstance(obj, list):
         return "array"
@@ -178,8 +199,9 @@ def _check_tree(root: dict[str, Any]) -> None:
             raise InvalidRecord(f"JSON nested deeper than {MAX_DEPTH} levels")
         if isinstance(node, dict):
             for k, v in node.items():
-                where = f"{path}.{k}" if path else k
-                _check_string(k, where)
+                where = f"{path}.{k}" if path else str(k)
+                if isinstance(k, str):
+                    _check_string(k, where)
                 stack.append((v, depth + 1, where))
         elif isinstance(node, list):
             for i, v in enumerate(node):

@@ -197,7 +197,10 @@ def replay(
     rate: Annotated[float | None, typer.Option(help="Messages per second (default: max).")] = None,
     speedup: Annotated[
         float | None,
-        typer.Option(help="Replay original timestamps this many times faster (e.g. 3600)."),
+        typer.Option(
+            help="Replay original timestamps this many times faster (e.g. 3600); rows older "
+            "than one already sent go at once."
+        ),
     ] = None,
     map_: Annotated[
         list[str] | None,
@@ -322,10 +325,8 @@ def feed(
     publisher = _publisher(settings)
     try:
         poller = FeedPoller(urls, publisher, settings.topic_news, seen, timeout_s=timeout)
-        typer.echo(
-            f"polling {len(urls)} feed(s) every {interval:g}s to {settings.topic_news}; "
-            "Ctrl-C stops"
-        )
+        every = "once" if once else f"every {interval:g}s; Ctrl-C stops"
+        typer.echo(f"polling {len(urls)} feed(s) to {settings.topic_news}, {every}")
         with _stop_on_signals() as stop:
             published = poller.run(interval_s=interval, stop=stop, max_polls=1 if once else None)
     finally:
