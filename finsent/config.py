@@ -80,7 +80,9 @@ class Settings(BaseSettings):
     )
     max_length: int = Field(128, ge=8, le=512, description="Max tokens per text for scoring.")
     max_text_chars: int = Field(
-        10_000, ge=100, description="Texts are truncated to this many characters for scoring "
+        10_000,
+        ge=100,
+        description="Texts are truncated to this many characters for scoring "
         "(the full text is stored).",
     )
     batch_max_size: int = Field(64, ge=1, description="Max texts in one model batch.")

@@ -9,7 +9,9 @@ RECORDS_STORED = Counter("finsent_records_stored_total", "Records stored with a 
 RECORDS_DEAD = Counter("finsent_records_deadlettered_total", "Records sent to the dead letters.")
 DB_RETRIES = Counter("finsent_db_retries_total", "Database transaction retries.")
 BATCH_SIZE = Histogram(
-    "finsent_batch_size", "Records per committed batch.", buckets=(1, 8, 32, 64, 128, 256, 512, 1024)
+    "finsent_batch_size",
+    "Records per committed batch.",
+    buckets=(1, 8, 32, 64, 128, 256, 512, 1024),
 )
 BATCH_SECONDS = Histogram(
     "finsent_batch_seconds",
@@ -24,6 +26,4 @@ INFERENCE_SECONDS = Histogram(
 CONSUMER_LAG = Gauge(
     "finsent_consumer_lag", "Records behind the high watermark.", ["topic", "partition"]
 )
-WORKER_STATE = Gauge(
-    "finsent_worker_state", "1 for the worker's current state.", ["state"]
-)
+WORKER_STATE = Gauge("finsent_worker_state", "1 for the worker's current state.", ["state"])

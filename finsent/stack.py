@@ -49,9 +49,7 @@ def prepare_store(settings: Settings) -> None:
     engine.dispose()
 
 
-def run_stack(
-    settings: Settings, *, port: int, workers: int, rate: float, dashboard: bool
-) -> None:
+def run_stack(settings: Settings, *, port: int, workers: int, rate: float, dashboard: bool) -> None:
     from ingest.broker import EmbeddedBroker
     from ingest.topics import ensure_topics
 
@@ -64,7 +62,9 @@ def run_stack(
     ensure_topics(
         broker.bootstrap, topics, settings.topic_partitions, settings.kafka_client_options()
     )
-    console.print(f"[bold]topics[/]     {', '.join(topics)} ({settings.topic_partitions} partitions)")
+    console.print(
+        f"[bold]topics[/]     {', '.join(topics)} ({settings.topic_partitions} partitions)"
+    )
     env = dict(os.environ)
     env.update(
         FINSENT_KAFKA_BOOTSTRAP=broker.bootstrap,

@@ -58,7 +58,9 @@ def group_lag(settings: Settings, timeout_s: float = 5.0) -> dict[tuple[str, int
     opts = settings.kafka_client_options()
     admin = KafkaAdminClient(request_timeout_ms=int(timeout_s * 1000), **opts)
     try:
-        committed = admin.list_consumer_group_offsets(settings.consumer_group)
+        committed = admin.list_group_offsets({settings.consumer_group: None}).get(
+            settings.consumer_group, {}
+        )
     finally:
         admin.close()
     consumer = KafkaConsumer(

@@ -43,6 +43,7 @@ from storage.writes import (
     MentionIn,
     ScoredDocument,
     ScoreIn,
+    check_item,
     save_batch,
 )
 
@@ -201,10 +202,14 @@ class Worker:
         metrics.RECORDS_CONSUMED.inc(len(records))
         batch = split_records(records, self.settings.max_message_bytes)
         sentiments = self.score([m for _, m in batch.good])
-        items = [
-            self.to_scored_document(rec, msg, sent)
-            for (rec, msg), sent in zip(batch.good, sentiments, strict=True)
-        ]
+        items: list[ScoredDocument] = []
+        for (rec, msg), sent in zip(list(batch.good), sentiments, strict=True):
+            item = self.to_scored_document(rec, msg, sent)
+            problem = check_item(item)
+            if problem is None:
+                items.append(item)
+            else:  # valid JSON the store cannot hold (e.g. an id over the key length)
+                batch.bad.append((rec, f"unstorable: {problem}"))
         self.checkpoint(batch, items)
         metrics.RECORDS_STORED.inc(len(items))
         metrics.RECORDS_DEAD.inc(len(batch.bad))

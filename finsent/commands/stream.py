@@ -71,7 +71,9 @@ def up(
 def status(
     bootstrap: Annotated[str | None, typer.Option("--bootstrap")] = None,
     database_url: Annotated[str | None, typer.Option("--database-url")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object instead of text.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object instead of text.")
+    ] = False,
 ) -> None:
     """Lag per partition, throughput, dead letters, alerts and last error, for humans."""
     from finsent.status import collect_status, render_status

@@ -68,7 +68,9 @@ def env_for(settings: Settings) -> dict[str, str]:
     return env
 
 
-def run_cli(settings: Settings, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    settings: Settings, *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "finsent.cli", *args],
         env=env_for(settings),
@@ -127,7 +129,9 @@ def count(url: str, model, where=None) -> int:  # type: ignore[no-untyped-def]
 
 
 def stocknet_rows(data_dir: Path, limit: int) -> list[dict[str, str]]:
-    with gzip.open(data_dir / "stocknet" / "stocknet_tweets_raw.csv.gz", "rt", encoding="utf-8") as f:
+    with gzip.open(
+        data_dir / "stocknet" / "stocknet_tweets_raw.csv.gz", "rt", encoding="utf-8"
+    ) as f:
         reader = csv.DictReader(f)
         return [row for _, row in zip(range(limit), reader, strict=False)]
 

@@ -18,9 +18,7 @@ from tests.integration.conftest import count, env_for, run_cli, stocknet_rows, w
 N_STOCKNET = 5000
 
 
-def test_stocknet_replay_exactly_once_and_idempotent(
-    shared_data, pipeline_settings, worker_thread
-):  # type: ignore[no-untyped-def]
+def test_stocknet_replay_exactly_once_and_idempotent(shared_data, pipeline_settings, worker_thread):  # type: ignore[no-untyped-def]
     s = pipeline_settings
     rows = stocknet_rows(shared_data, N_STOCKNET)
     distinct = {r["tweet_id"] for r in rows}
@@ -37,9 +35,11 @@ def test_stocknet_replay_exactly_once_and_idempotent(
 
         engine = make_engine(s.database_url)
         with engine.connect() as conn:
-            docs = conn.execute(
-                select(Document.external_id).where(Document.source == "stocknet")
-            ).scalars().all()
+            docs = (
+                conn.execute(select(Document.external_id).where(Document.source == "stocknet"))
+                .scalars()
+                .all()
+            )
             assert len(docs) == len(set(docs)) == len(distinct)
             assert set(docs) == distinct
             scored = conn.execute(
@@ -94,9 +94,7 @@ def _malformed() -> list[tuple[str, bytes]]:
     return bad
 
 
-def test_malformed_records_dead_lettered_good_ones_stored(
-    pipeline_settings, worker_thread
-):  # type: ignore[no-untyped-def]
+def test_malformed_records_dead_lettered_good_ones_stored(pipeline_settings, worker_thread):  # type: ignore[no-untyped-def]
     s = pipeline_settings
     bad = _malformed()
     publisher = Publisher(make_producer(s.kafka_bootstrap, {"max_request_size": 8 * 1024 * 1024}))
@@ -118,8 +116,10 @@ def test_malformed_records_dead_lettered_good_ones_stored(
 
     with worker_thread():
         wait_until(
-            lambda: count(s.database_url, Document) >= len(good_ids)
-            and count(s.database_url, DeadLetter) >= len(bad),
+            lambda: (
+                count(s.database_url, Document) >= len(good_ids)
+                and count(s.database_url, DeadLetter) >= len(bad)
+            ),
             180,
             "good records stored and bad ones dead-lettered",
         )

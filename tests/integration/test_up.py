@@ -14,8 +14,13 @@ from tests.integration.conftest import run_cli, wait_until
 
 
 def _scores(url: str) -> int:
-    out = run_cli(load_settings(database_url=url), "sql", "select count(*) as n from scores",
-                  "--format", "json")
+    out = run_cli(
+        load_settings(database_url=url),
+        "sql",
+        "select count(*) as n from scores",
+        "--format",
+        "json",
+    )
     if out.returncode != 0:
         return -1
     return int(re.search(r"\d+", out.stdout).group())  # type: ignore[union-attr]
@@ -23,8 +28,12 @@ def _scores(url: str) -> int:
 
 def test_up_scores_grow_and_ctrl_c_stops_everything(tmp_path):  # type: ignore[no-untyped-def]
     url = f"sqlite:///{tmp_path / 'up.db'}"
-    env = dict(os.environ, FINSENT_DATABASE_URL=url, FINSENT_SESSION_TIMEOUT_MS="3000",
-               FINSENT_HEARTBEAT_INTERVAL_MS="500")
+    env = dict(
+        os.environ,
+        FINSENT_DATABASE_URL=url,
+        FINSENT_SESSION_TIMEOUT_MS="3000",
+        FINSENT_HEARTBEAT_INTERVAL_MS="500",
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "finsent.cli", "up", "--no-dashboard", "--rate", "30"],
         env=env,
