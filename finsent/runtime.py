@@ -33,6 +33,11 @@ def run_worker(settings: Settings, *, alerts: bool = True) -> None:
         start_http_server(settings.metrics_port, addr="127.0.0.1")
         log.info("metrics on http://127.0.0.1:%d/metrics", settings.metrics_port)
     worker = Worker(settings, alert_hook=make_alert_hook(settings) if alerts else None)
+    if alerts:
+        from alerts.defaults import install_default_rules
+
+        # a production deployment without `finsent up` still gets the shipped rules
+        install_default_rules(worker.engine)
     worker.install_signal_handlers()
     log.info(
         "worker: group %s, topics %s, model %s, store %s",
