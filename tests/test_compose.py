@@ -59,7 +59,7 @@ def test_every_command_and_option_exists_in_the_cli() -> None:
 def test_environment_names_are_settings_and_ports_agree() -> None:
     fields = {f"FINSENT_{n.upper()}" for n in Settings.model_fields}
     for name, svc in COMPOSE["services"].items():
-        for key in (svc.get("environment") or {}):
+        for key in svc.get("environment") or {}:
             if key.startswith("FINSENT_"):
                 assert key in fields, f"service {name}: {key} is not a setting"
     env = COMPOSE["services"]["worker"]["environment"]
