@@ -44,13 +44,8 @@ def model_version(url: str) -> str | None:
 
 
 @st.cache_data(ttl=PAGE_TTL_S, show_spinner=False)
-def market_index(url: str, start: datetime, end: datetime, mv: str | None, bucket: str) -> list:
-    return queries.market_index(engine(url), start, end, model_version=mv, bucket=bucket)
-
-
-@st.cache_data(ttl=PAGE_TTL_S, show_spinner=False)
-def volume_by_kind(url: str, start: datetime, end: datetime, bucket: str) -> list:
-    return queries.volume_by_kind(engine(url), start, end, bucket=bucket)
+def market_by_kind(url: str, start: datetime, end: datetime, mv: str | None, bucket: str) -> list:
+    return queries.market_by_kind(engine(url), start, end, model_version=mv, bucket=bucket)
 
 
 @st.cache_data(ttl=PAGE_TTL_S, show_spinner=False)

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import streamlit as st
 
 from dashboard import charts, data
 from dashboard.timerange import time_range_picker
 from dashboard.widgets import data_span_or_stop
+from storage.queries import MOVERS_MAX_PERIOD, index_from_kinds
 
 url = data.settings().database_url
+
+
+def _span(length: timedelta) -> str:
+    hours = length.total_seconds() / 3600
+    return f"{round(hours / 24, 1):g} days" if hours >= 48 else f"{round(hours, 1):g} hours"
+
 
 st.title("Market sentiment")
 oldest, newest = data_span_or_stop(url)
@@ -17,7 +26,8 @@ mv = data.model_version(url)
 head, side = st.columns([3, 1])
 with side:
     tr = time_range_picker(oldest, newest, key="market_range")
-index_rows = data.market_index(url, tr.start, tr.end, mv, tr.bucket)
+by_kind = data.market_by_kind(url, tr.start, tr.end, mv, tr.bucket)
+index_rows = index_from_kinds(by_kind)
 
 n_docs = sum(r["n"] for r in index_rows)
 mean = sum(r["mean_score"] * r["n"] for r in index_rows) / n_docs if n_docs else None
@@ -45,6 +55,8 @@ st.plotly_chart(
 left, right = st.columns(2)
 with left:
     st.subheader("Top movers")
+    period = min(tr.end - tr.start, MOVERS_MAX_PERIOD)
+    st.caption(f"mean score of the last {_span(period)} against the {_span(period)} before")
     movers = data.top_movers(url, tr.start, tr.end, mv)
     if movers:
         st.plotly_chart(charts.movers_bar(movers), key="movers_chart")
@@ -61,7 +73,4 @@ with left:
         st.caption("Not enough documents per ticker in this and the previous period.")
 with right:
     st.subheader("Volume by source kind")
-    st.plotly_chart(
-        charts.volume_by_kind(data.volume_by_kind(url, tr.start, tr.end, tr.bucket)),
-        key="volume_chart",
-    )
+    st.plotly_chart(charts.volume_by_kind(by_kind), key="volume_chart")

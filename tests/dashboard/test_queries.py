@@ -52,6 +52,22 @@ def test_market_index_is_the_mean_over_documents(engine: Engine) -> None:
     assert queries.market_index(engine, start, end, model_version="other", bucket="hour") == []
 
 
+def test_one_scan_by_kind_gives_index_and_volume(engine: Engine) -> None:
+    start, end = SCENARIO_END - DAY, SCENARIO_END
+    by_kind = queries.market_by_kind(engine, start, end, model_version=MODEL, bucket="hour")
+    index = queries.market_index(engine, start, end, model_version=MODEL, bucket="hour")
+    folded = queries.index_from_kinds(by_kind)
+    assert [r["bucket"] for r in folded] == [r["bucket"] for r in index]
+    for a, b in zip(folded, index, strict=True):
+        assert a["n"] == b["n"]
+        assert a["mean_score"] == pytest.approx(b["mean_score"])
+        assert a["neg_share"] == pytest.approx(b["neg_share"])
+    volume = queries.volume_by_kind(engine, start, end, bucket="hour")
+    assert [(r["bucket"], r["kind"], r["n"]) for r in by_kind] == [
+        (r["bucket"], r["kind"], r["n"]) for r in volume
+    ]
+
+
 @pytest.mark.parametrize("bucket", ["minute", "hour", "day"])
 def test_buckets_on_both_dialects(engine: Engine, bucket: str) -> None:
     start, end = SCENARIO_END - timedelta(hours=2), SCENARIO_END
@@ -76,6 +92,16 @@ def test_top_movers_finds_the_sell_off(engine: Engine) -> None:
     assert movers[0]["change"] == pytest.approx(movers[0]["mean_score"] - movers[0]["prev_mean"])
     changes = [abs(m["change"]) for m in movers]
     assert changes == sorted(changes, reverse=True)
+
+
+def test_top_movers_period_is_capped(engine: Engine) -> None:
+    # a 3-day range capped at 1 day compares the last day with the day before
+    capped = queries.top_movers(engine, SCENARIO_END - 3 * DAY, SCENARIO_END,
+                                model_version=MODEL, max_period=DAY)
+    day = queries.top_movers(engine, SCENARIO_END - DAY, SCENARIO_END, model_version=MODEL)
+    assert capped == day
+    wide = queries.top_movers(engine, SCENARIO_END - 3 * DAY, SCENARIO_END, model_version=MODEL)
+    assert wide == []  # uncapped: the 3 days before the data are empty, nothing to compare
 
 
 def test_ticker_timeline_activity_and_documents(engine: Engine) -> None:
