@@ -18,6 +18,7 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import (
     InvalidTopicError,
+    KafkaConnectionError,
     KafkaError,
     MessageSizeTooLargeError,
     TopicAuthorizationFailedError,
@@ -76,6 +77,26 @@ def _new_producer(config: Mapping[str, Any]) -> KafkaProducer:
         raise PublishError(f"cannot connect a Kafka producer to {servers}: {e}") from e
 
 
+def _force_close(producer: KafkaProducer) -> None:
+    """Closes a producer whose records may be stuck, without waiting for them.
+
+    kafka-python's ``close(timeout=0)`` flushes first and raises when batches cannot be
+    delivered (broker gone), leaving its I/O thread running and retrying into whatever broker
+    comes back. Its sender's ``force_close`` aborts those batches (their futures fail, so the
+    publisher resends them) and ends the thread.
+    """
+    try:
+        producer.close(timeout=0)
+        return
+    except KafkaError as e:
+        log.info("dropping a producer with undelivered records (%s)", e)
+    sender = getattr(producer, "_sender", None)
+    if sender is not None:
+        sender.force_close()
+        sender.join(5)
+    producer._closed = True  # its __del__ would otherwise try to flush again
+
+
 def _producer_config(producer: KafkaProducer) -> dict[str, Any]:
     """The settings a producer was built with, to build its replacement."""
     return {k: v for k, v in producer.config.items() if k in KafkaProducer.DEFAULT_CONFIG}
@@ -93,6 +114,10 @@ class _Pending:
 
 class Publisher:
     """Sends records and makes sure each one lands, reconnecting when the broker restarted.
+
+    An in-memory broker restarted without its topics may accept records into nothing
+    (Tansu does); whoever restarts it recreates the topics (``finsent broker`` and ``up`` do),
+    and ``topic_partitions`` makes the publisher recreate them before any resend.
 
     Not thread-safe: one publisher per thread. Call ``flush()`` before acting on delivery
     (e.g. committing consumer offsets after dead-lettering); it raises ``PublishError`` when
@@ -121,6 +146,7 @@ class Publisher:
         self._topics: set[str] = set()
         self.delivered = 0
         self.reconnects = 0
+        self._closed = False
 
     @classmethod
     def connect(
@@ -144,7 +170,7 @@ class Publisher:
         headers: Headers | None = None,
     ) -> None:
         """Any bytes (malformed records too, so that they are dead-lettered downstream)."""
-        if self._producer is None:
+        if self._closed:
             raise PublishError("publisher is closed")
         rec = _Pending(topic, value, key, headers)
         self._topics.add(topic)
@@ -160,13 +186,20 @@ class Publisher:
 
     def close(self) -> None:
         """Flushes, then closes the producer; a closed publisher refuses new records."""
-        if self._producer is None:
+        if self._closed:
             return
+        self._closed = True
         try:
             self.flush()
-        finally:
-            producer, self._producer = self._producer, None
-            producer.close(timeout=5)
+        except BaseException:
+            self._drop_producer()  # undelivered records: do not block on them a second time
+            raise
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=5)
+            except KafkaError:
+                _force_close(producer)
 
     def __enter__(self) -> Publisher:
         return self
@@ -177,8 +210,11 @@ class Publisher:
     # -- delivery -----------------------------------------------------------------------
 
     def _send(self, rec: _Pending) -> None:
-        assert self._producer is not None
         rec.error = None
+        if self._producer is None:  # an earlier reconnect failed; the next settle retries
+            rec.future = None
+            rec.error = KafkaConnectionError("no connected producer")
+            return
         try:
             rec.future = self._producer.send(
                 rec.topic, value=rec.value, key=rec.key, headers=rec.headers
@@ -207,6 +243,9 @@ class Publisher:
             attempt += 1
             first = failed[0].error
             if time.monotonic() >= deadline:
+                # The next flush starts on a fresh producer (topics ensured first): the old one
+                # may otherwise resume into a broker that restarted without its topics.
+                self._drop_producer()
                 raise PublishError(
                     f"{len(failed)} record(s) not delivered to {self.bootstrap} within "
                     f"{self._retry_timeout_s:g}s: {first}"
@@ -221,11 +260,11 @@ class Publisher:
                 self._send(rec)
 
     def _collect_failures(self) -> list[_Pending]:
-        assert self._producer is not None
-        try:
-            self._producer.flush(timeout=self._retry_timeout_s)
-        except KafkaError as e:
-            log.warning("kafka flush did not complete: %s", e)
+        if self._producer is not None:
+            try:
+                self._producer.flush(timeout=self._retry_timeout_s)
+            except KafkaError as e:
+                log.warning("kafka flush did not complete: %s", e)
         failed: list[_Pending] = []
         for rec in self._pending:
             if rec.future is not None:
@@ -239,13 +278,13 @@ class Publisher:
         self._pending = failed
         return failed
 
-    def _reconnect(self, deadline: float) -> None:
+    def _drop_producer(self) -> None:
         old, self._producer = self._producer, None
         if old is not None:
-            try:
-                old.close(timeout=0)
-            except Exception as e:  # a broken producer may fail to close; it is dropped anyway
-                log.debug("closing the old producer failed: %s", e)
+            _force_close(old)
+
+    def _reconnect(self, deadline: float) -> None:
+        self._drop_producer()
         backoff = 0.2
         while True:
             try:

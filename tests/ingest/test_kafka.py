@@ -147,8 +147,8 @@ def test_dead_letter_keeps_bytes_and_says_why(
 
 
 def test_publisher_survives_a_broker_restart(read_topic) -> None:
-    """In-memory broker restarted: producer state and topics are gone; the publisher
-    recreates both and resends, so nothing published after the restart is lost."""
+    """In-memory broker restarted: the idempotent producer's state is gone; the publisher
+    recreates its producer and resends, so nothing published after the restart is lost."""
     port = None
     broker = EmbeddedBroker().start()
     try:
@@ -160,6 +160,7 @@ def test_publisher_survives_a_broker_restart(read_topic) -> None:
         pub.flush()
         broker.stop()
         broker = EmbeddedBroker(port=port).start()
+        ensure_topics(broker.bootstrap, ["restart.news"], 3)  # as `finsent broker` does
         for i in range(5, 15):
             pub.publish(news(i), "restart.news")
         pub.close()
@@ -196,3 +197,25 @@ def test_closed_publisher_refuses_records(tansu: EmbeddedBroker) -> None:
     pub.close()
     with pytest.raises(PublishError, match="closed"):
         pub.publish_raw("any", b"x")
+
+
+def test_records_published_while_the_broker_is_down_are_kept_until_it_is_back(read_topic) -> None:
+    broker = EmbeddedBroker().start()
+    port = broker.port
+    try:
+        ensure_topics(broker.bootstrap, ["down.news"], 2)
+        pub = Publisher(make_producer(broker.bootstrap), topic_partitions=2, retry_timeout_s=2)
+        broker.stop()
+        for i in range(3):
+            pub.publish(news(i), "down.news")
+        with pytest.raises(PublishError, match="not delivered"):
+            pub.flush()
+        broker = EmbeddedBroker(port=port).start()
+        ensure_topics(broker.bootstrap, ["down.news"], 2)
+        pub.flush()  # the same records, resent on a fresh producer
+        assert pub.reconnects == 1
+        pub.close()
+        records = read_topic("down.news", 3, bootstrap=broker.bootstrap)
+        assert {decode(r.value, max_bytes=10_000).id for r in records} == {"n0", "n1", "n2"}
+    finally:
+        broker.stop()
