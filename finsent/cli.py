@@ -43,6 +43,8 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # kafka-python logs every connection at INFO; our own lines say what matters
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     try:
         app(standalone_mode=True)
     except _user_errors() as e:
