@@ -113,6 +113,10 @@ def test_ticker_timeline_activity_and_documents(engine: Engine) -> None:
     assert sum(r["n"] for r in timeline) == len(tsla)
     activity = queries.ticker_activity(engine, start, end)
     assert activity[0] == {"ticker": "TSLA", "n": len(tsla)}
+    # the long-range path (mentions index only) agrees with the short one (via documents)
+    assert queries.ticker_activity(engine, end - 30 * DAY, end) == queries.ticker_activity(
+        engine, end - 4 * DAY, end
+    )
 
     newest = queries.latest_documents(engine, start, end, model_version=MODEL, ticker="TSLA",
                                       limit=5)
