@@ -103,6 +103,20 @@ def _pct(x: Any) -> str:
     return "-" if x is None else f"{float(x):.3f}"
 
 
+def _stages(meta: dict[str, Any]) -> str:
+    """Earlier stages when this model was fine-tuned from a finsent model (``--base``)."""
+    lines, rec = [], meta.get("base_model_record")
+    while rec:
+        lines.append(
+            f"Fine-tuned from {rec.get('name')} {rec.get('version')} (trained from "
+            f"{rec.get('base')}, {rec.get('training_seconds')} s, data "
+            f"`{json.dumps(rec.get('data'), sort_keys=True)}`, recipe "
+            f"`{json.dumps(rec.get('recipe'), sort_keys=True)}`).\n"
+        )
+        rec = rec.get("base_model_record")
+    return "\n".join(lines)
+
+
 def render(meta: dict[str, Any]) -> str:
     ev = meta.get("evaluation", {})
     serving = meta.get("serving", {})
@@ -176,7 +190,9 @@ Training time {train.get('seconds', '-')} s, {train.get('steps', '-')} optimizer
 |---|---|---|---|---|---|
 {hist}
 
-Reproduce: `finsent train` with the recipe above (see `finsent train --help`).
+{_stages(meta)}
+Reproduce: `finsent train` with the recipe above (see `finsent train --help`); for a two-stage
+model, first train the stage-1 model, then pass it as `--base`.
 
 ## Licence
 

