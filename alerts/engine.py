@@ -51,6 +51,8 @@ def evaluate_rules(
             if not rules:
                 return []
             at = _naive_utc(now) if now is not None else evaluation_time(conn)
+            if at is None:  # an empty store: nothing to judge, and no clock to move
+                return []
             version = model_version or current_model_version(conn)
             data_start = _as_dt(conn.execute(select(func.min(D.c.event_at))).scalar())
             stats = {r.id: series_stats(conn, r, at, version, data_start) for r in rules}
@@ -66,11 +68,14 @@ def evaluate_rules(
     return events
 
 
-def evaluation_time(conn: Connection) -> datetime:
-    """The newest document's event_at, capped at the wall clock; the wall clock when empty."""
-    wall = utcnow()
+def evaluation_time(conn: Connection) -> datetime | None:
+    """The newest document's event_at, capped at the wall clock; None for an empty store.
+
+    Never the wall clock alone: a rule's last evaluation time only moves forward, so an
+    evaluation stamped with today's date would make a replay of older data look stale.
+    """
     newest = _as_dt(conn.execute(select(func.max(D.c.event_at))).scalar())
-    return wall if newest is None else min(newest, wall)
+    return None if newest is None else min(newest, utcnow())
 
 
 def _apply_rule(

@@ -64,6 +64,16 @@ def test_empty_store_evaluates_to_nothing(store: tuple[str, Engine]) -> None:
     assert alerts(engine) == []
 
 
+def test_an_evaluation_of_an_empty_store_does_not_block_a_later_replay(
+    store: tuple[str, Engine],
+) -> None:
+    _, engine = store
+    add_rule(engine)
+    assert evaluate_rules(engine) == []  # workers evaluate before the first batch lands
+    seed(engine, [scored(f"n{i}", minutes(i), -0.8) for i in range(6)])  # 2015 data
+    assert [e.event for e in evaluate_rules(engine)] == ["opened"]
+
+
 def test_opens_on_data_time_then_resolves_when_sentiment_recovers(
     store: tuple[str, Engine],
 ) -> None:
