@@ -18,7 +18,8 @@ def _layout(fig: go.Figure, height: int = 360) -> go.Figure:
     fig.update_layout(
         height=height,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 1, "xanchor": "right"},
+        # below the plot: the title holds the top left, the tool bar the top right
+        legend={"orientation": "h", "y": -0.2, "yanchor": "top", "x": 0, "xanchor": "left"},
         hovermode="x unified",
     )
     return fig
