@@ -29,6 +29,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ("ingest.exceptions", "IngestError"),
         ("scorer.exceptions", "ScorerError"),
         ("storage.exceptions", "StorageError"),
+        ("alerts.exceptions", "AlertsError"),
     ):
         try:
             module = __import__(mod, fromlist=[name])
@@ -45,6 +46,7 @@ def main() -> None:
     )
     # kafka-python logs every connection at INFO; our own lines say what matters
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         app(standalone_mode=True)
     except _user_errors() as e:

@@ -3,25 +3,40 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from prometheus_client import start_http_server
+from sqlalchemy.engine import Engine
 
 from finsent.config import Settings
+from finsent.worker import AlertHook
+
+if TYPE_CHECKING:
+    from alerts.webhook import WebhookNotifier
 
 log = logging.getLogger("finsent.worker")
 
 
-def make_alert_hook(settings: Settings):  # type: ignore[no-untyped-def]
-    """Evaluates the rules after committed batches; the webhook posts from its own thread."""
+def make_alert_hook(settings: Settings, engine: Engine) -> tuple[AlertHook, WebhookNotifier | None]:
+    """Evaluates the rules after committed batches; the webhook posts from its own thread
+    and marks each alert notified once its POST succeeded."""
     from alerts.engine import evaluate_rules
     from alerts.webhook import WebhookNotifier
+    from storage import queries
 
-    notifier = WebhookNotifier(settings.webhook_url) if settings.webhook_url else None
+    notifier = (
+        WebhookNotifier(
+            settings.webhook_url,
+            on_delivered=lambda ev: queries.mark_notified(engine, ev.alert_id),
+        )
+        if settings.webhook_url
+        else None
+    )
 
-    def hook(engine):  # type: ignore[no-untyped-def]
-        return evaluate_rules(engine, notifier=notifier)
+    def hook(eng: Engine) -> object:
+        return evaluate_rules(eng, notifier=notifier)
 
-    return hook
+    return hook, notifier
 
 
 def run_worker(settings: Settings, *, alerts: bool = True) -> None:
@@ -32,12 +47,14 @@ def run_worker(settings: Settings, *, alerts: bool = True) -> None:
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="127.0.0.1")
         log.info("metrics on http://127.0.0.1:%d/metrics", settings.metrics_port)
-    worker = Worker(settings, alert_hook=make_alert_hook(settings) if alerts else None)
+    worker = Worker(settings)
+    notifier = None
     if alerts:
         from alerts.defaults import install_default_rules
 
         # a production deployment without `finsent up` still gets the shipped rules
         install_default_rules(worker.engine)
+        worker.alert_hook, notifier = make_alert_hook(settings, worker.engine)
     worker.install_signal_handlers()
     log.info(
         "worker: group %s, topics %s, model %s, store %s",
@@ -46,5 +63,9 @@ def run_worker(settings: Settings, *, alerts: bool = True) -> None:
         worker.backend.model_version,
         settings.database_url,
     )
-    worker.run()
+    try:
+        worker.run()
+    finally:
+        if notifier is not None:
+            notifier.close()  # flushes queued webhook posts, bounded by its retries
     log.info("worker stopped after %d batches", worker.batches)
