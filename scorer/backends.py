@@ -209,7 +209,14 @@ class OnnxBackend(_Tokenizing):
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads  # 0 = ONNX Runtime's default: all physical cores
+        opts.inter_op_num_threads = 1  # a BERT graph is a chain: nothing runs side by side
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle pool threads block instead of spinning. Spinning burns the cores the worker's
+        # own thread needs between runs (Kafka, SQL), and on a shared machine a spinning
+        # thread waits on a descheduled partner: bench/bench_tuning.py measured spinning on
+        # at 0.5-0.7x the records/s of spinning off on a busy 2-core machine.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(
                 str(onnx_file), sess_options=opts, providers=["CPUExecutionProvider"]
