@@ -1,0 +1,257 @@
+"""Where the time goes, and how far this is from what the CPU could do.
+
+1. Pipeline profile: ``--n`` StockNet tweets are published to Tansu, one ``finsent worker``
+   (SQLite store) starts, and once its first batch is committed py-spy (``pip install
+   py-spy``) attaches and samples it until every record is stored. The worker's main thread's
+   samples are put in buckets by the frames on their stack: tokenization, model (ONNX Runtime
+   ``run``), Kafka client (fetch, poll, commit, keep-alive), database (SQLAlchemy, driver),
+   decode/validate (JSON, pydantic), ticker extraction, other Python.
+2. Model profile: ONNX Runtime's own profiler on the same texts, time per operator type
+   (INT8 matmuls, dynamic quantization, attention's softmax, layer norms, ...).
+3. The limit: FLOPs per record for this model (2 x multiply-adds of every linear layer per
+   token, plus attention's two seq x seq products), from the real token counts of the texts,
+   against the measured peak of this CPU: a large fp32 matmul (torch) and a large INT8 matmul
+   (ONNX Runtime ``MatMulInteger``, the kernel the INT8 model uses), on all cores. The ratio
+   reached / limit says how much headroom the model itself leaves.
+
+    python bench/bench_profile.py [--n 6000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from bench_scorer import batched
+from common import load_average, machine, stocknet_texts, table, write_result
+from pipeline import batch_rate, bench_settings, broker, doc_count, ingest_times, preload, store
+from pipeline import workers as start_workers
+
+from finsent.config import load_settings
+from scorer.backends import INT8_FILE, load_backend
+from storage.db import make_engine
+
+# (bucket, substrings of a frame); the first bucket any frame of a stack matches wins, so the
+# specific ones come first (tokenizer calls happen inside the backend's predict).
+BUCKETS: list[tuple[str, tuple[str, ...]]] = [
+    ("tokenization", ("tokenization_utils", "tokenizers/", "_encode (scorer/backends.py",
+                      "token_counts (scorer/backends.py")),
+    ("model (ONNX Runtime run)", ("onnxruntime/",)),
+    ("scores to Python (softmax, rounding)", ("scorer/backends.py",)),
+    ("ticker extraction", ("scorer/tickers.py",)),
+    ("decode + validate (JSON, pydantic)", ("ingest/schema.py", "pydantic")),
+    ("database (SQLAlchemy + driver, one transaction/batch)",
+     ("sqlalchemy/", "storage/", "sqlite3", "psycopg")),
+    ("Kafka client (fetch, poll, commit, keep-alive)", ("kafka/", "ingest/consumer.py",
+                                                        "keepalive (finsent/worker.py")),
+    ("metrics + logging", ("prometheus_client", "logging/")),
+]
+
+
+def bucket_of(stack: str) -> str:
+    for name, needles in BUCKETS:
+        if any(n in stack for n in needles):
+            return name
+    return "other Python (worker loop, batching, dataclasses)"
+
+
+def profile_pipeline(texts: list[str], rate: int) -> dict[str, Any]:
+    spy = Path(sys.executable).with_name("py-spy")
+    out_file = Path(tempfile.mkdtemp(prefix="finsent-prof-")) / "worker.txt"
+    with broker() as b, store("sqlite") as url:
+        s = bench_settings(b.bootstrap, url)
+        engine = make_engine(url)
+        preload(b.bootstrap, s.topic_comments, texts, "prof")
+        with start_workers(s, 1) as (w,):
+            while doc_count(engine, "prof") == 0:
+                w.check_alive()
+                time.sleep(0.05)
+            attached = time.perf_counter()
+            spy_proc = subprocess.Popen(
+                [str(spy), "record", "--pid", str(w.pid), "--format", "raw", "--rate", str(rate),
+                 "--idle", "--threads", "-o", str(out_file)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            while doc_count(engine, "prof") < len(texts):
+                w.check_alive()
+                time.sleep(0.2)
+            seconds = time.perf_counter() - attached
+            spy_proc.send_signal(signal.SIGINT)
+            spy_proc.wait(60)
+            pid = w.pid
+        times = [t for t, _ in ingest_times(engine, "prof")]
+        engine.dispose()
+    counts: Counter[str] = Counter()
+    leaves: Counter[str] = Counter()
+    total = 0
+    for line in out_file.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack.startswith(f"thread ({pid})"):
+            continue  # only the main thread does the work; the others are Kafka's I/O threads
+        total += int(n)
+        counts[bucket_of(stack)] += int(n)
+        leaves[stack.rsplit(";", 1)[-1]] += int(n)
+    return {
+        "throughput": batch_rate(times),
+        "profiled_s": round(seconds, 1),
+        "samples_main_thread": total,
+        "buckets_percent": {k: round(v / total * 100, 1) for k, v in counts.most_common()},
+        "top_leaf_frames_percent": {k: round(v / total * 100, 1)
+                                    for k, v in leaves.most_common(15)},
+    }
+
+
+def profile_model(texts: list[str]) -> dict[str, Any]:
+    """ONNX Runtime's profiler: share of model time per operator type."""
+    import onnxruntime as ort
+
+    s = load_settings()
+    backend: Any = load_backend(s.model, backend="onnx-int8", device="cpu",
+                                max_length=s.max_length, threads=s.threads)
+    opts = ort.SessionOptions()
+    opts.enable_profiling = True
+    tmp = tempfile.mkdtemp(prefix="finsent-ortprof-")
+    opts.profile_file_prefix = os.path.join(tmp, "ort")
+    opts.intra_op_num_threads = s.threads
+    backend.session = ort.InferenceSession(str(Path(s.model) / INT8_FILE), opts,
+                                           providers=["CPUExecutionProvider"])
+    batched(backend, texts, s.batch_max_size, s.batch_max_tokens)
+    path = backend.session.end_profiling()
+    by_op: Counter[str] = Counter()
+    for ev in json.loads(Path(path).read_text()):
+        if ev.get("cat") == "Node" and ev.get("name", "").endswith("_kernel_time"):
+            by_op[ev["args"].get("op_name", "?")] += int(ev["dur"])
+    for f in glob.glob(os.path.join(tmp, "*")):
+        os.unlink(f)
+    total = sum(by_op.values())
+    return {op: round(us / total * 100, 1) for op, us in by_op.most_common(12)}
+
+
+def flops_per_record(model_dir: Path, lengths: list[int]) -> float:
+    """2 x multiply-adds: per token every linear layer (Q, K, V, output, two FFN), per layer
+    the two seq x seq attention products, plus pooler and classifier once per record."""
+    cfg = json.loads((Path(model_dir) / "config.json").read_text())
+    h, inter, layers = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+    labels = len(cfg.get("id2label", {0: 0, 1: 1, 2: 2}))
+    per = []
+    for n in lengths:
+        linear = n * (4 * h * h + 2 * h * inter)
+        attention = 2 * n * n * h
+        per.append(2 * (layers * (linear + attention) + h * h + h * labels))
+    return float(np.mean(per))
+
+
+def peak_fp32(threads: int, size: int = 2048) -> float:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a, b = torch.randn(size, size), torch.randn(size, size)
+        a @ b
+        best = 0.0
+        for _ in range(7):
+            t0 = time.perf_counter()
+            a @ b
+            best = max(best, 2 * size**3 / (time.perf_counter() - t0))
+        return best
+    finally:
+        torch.set_num_threads(before)
+
+
+def peak_int8(threads: int, size: int = 2048) -> float:
+    """ONNX Runtime MatMulInteger (uint8 x int8, the INT8 model's kernel) on one big matmul."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("MatMulInteger", ["A", "B"], ["Y"])
+    graph = helper.make_graph(
+        [node], "mm",
+        [helper.make_tensor_value_info("A", TensorProto.UINT8, [size, size]),
+         helper.make_tensor_value_info("B", TensorProto.INT8, [size, size])],
+        [helper.make_tensor_value_info("Y", TensorProto.INT32, [size, size])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    feed = {"A": rng.integers(0, 255, (size, size), dtype=np.uint8),
+            "B": rng.integers(-127, 127, (size, size), dtype=np.int8)}
+    sess.run(None, feed)
+    best = 0.0
+    for _ in range(7):
+        t0 = time.perf_counter()
+        sess.run(None, feed)
+        best = max(best, 2 * size**3 / (time.perf_counter() - t0))
+    del onnx
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=6000, help="records through the profiled worker")
+    ap.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
+    ap.add_argument("--name", default="profile")
+    args = ap.parse_args()
+    texts = stocknet_texts(args.n)
+    cores = os.cpu_count() or 1
+    result: dict[str, Any] = {"benchmark": "profile", "machine": machine(), "args": vars(args)}
+
+    s = load_settings()
+    backend = load_backend(s.model, backend=s.backend, device="cpu", max_length=s.max_length,
+                           threads=s.threads)
+    lengths = backend.token_counts(texts)
+    alone = batched(backend, texts, s.batch_max_size, s.batch_max_tokens)
+    print("scorer alone", alone["records_per_s"], load_average(), flush=True)
+    del backend
+    result["pipeline"] = profile_pipeline(texts, args.rate)
+    print("pipeline", result["pipeline"]["buckets_percent"], load_average(), flush=True)
+    result["model_operators_percent"] = profile_model(texts[:1024])
+
+    flops = flops_per_record(Path(s.model), lengths)
+    peaks = {"fp32_torch_1_thread": peak_fp32(1), f"fp32_torch_{cores}_threads": peak_fp32(cores),
+             "int8_ort_1_thread": peak_int8(1), f"int8_ort_{cores}_threads": peak_int8(cores)}
+    reached = {"scorer_alone": alone["records_per_s"],
+               "pipeline_sqlite": result["pipeline"]["throughput"]["records_per_s"]}
+    limit_fp32 = peaks[f"fp32_torch_{cores}_threads"] / flops
+    limit_int8 = peaks[f"int8_ort_{cores}_threads"] / flops
+    result["limit"] = {
+        "mean_tokens_per_record": round(float(np.mean(lengths)), 1),
+        "gflop_per_record": round(flops / 1e9, 3),
+        "measured_peak_gops": {k: round(v / 1e9, 1) for k, v in peaks.items()},
+        "records_per_s_at_fp32_peak": round(limit_fp32, 1),
+        "records_per_s_at_int8_peak": round(limit_int8, 1),
+        "reached_records_per_s": reached,
+        "reached_gops_effective": {k: round(v * flops / 1e9, 1) for k, v in reached.items()},
+        "scorer_fraction_of_int8_peak": round(reached["scorer_alone"] / limit_int8, 3),
+    }
+    rows = [[k, f"{v}%"] for k, v in result["pipeline"]["buckets_percent"].items()]
+    human = "Worker main thread, share of samples:\n" + table(rows, ["where", "share"])
+    human += "\n\nModel time by ONNX operator:\n" + table(
+        [[k, f"{v}%"] for k, v in result["model_operators_percent"].items()], ["op", "share"])
+    lim = result["limit"]
+    human += "\n\n" + table([
+        ["GFLOP per record (mean)", lim["gflop_per_record"]],
+        *[[f"peak {k} GOP/s", v] for k, v in lim["measured_peak_gops"].items()],
+        ["limit at fp32 peak, records/s", lim["records_per_s_at_fp32_peak"]],
+        ["limit at INT8 peak, records/s", lim["records_per_s_at_int8_peak"]],
+        *[[f"reached: {k}, records/s", v] for k, v in reached.items()],
+    ], ["quantity", "value"])
+    write_result(args.name, result, human)
+
+
+if __name__ == "__main__":
+    main()
