@@ -117,6 +117,50 @@ def _stages(meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _tweets(meta: dict[str, Any]) -> int:
+    rec: dict[str, Any] | None = meta
+    while rec:
+        n = (rec.get("data") or {}).get("tfns_train")
+        if n:
+            return int(n)
+        rec = rec.get("base_model_record")
+    return 0
+
+
+def _stage_note(meta: dict[str, Any]) -> str:
+    data = meta.get("data") or {}
+    if meta.get("base_model_record") and not data.get("tfns_train"):
+        return " (stage 1; stage 2 is PhraseBank only)"
+    return ""
+
+
+def _reproduce(meta: dict[str, Any]) -> str:
+    cmds = meta.get("reproduce")
+    if not cmds:
+        return ""
+    return "Commands that built this model:\n\n```\n" + "\n".join(cmds) + "\n```\n"
+
+
+def _selection(meta: dict[str, Any]) -> str:
+    """The recipe candidates compared on validation, when recorded (``recipe_selection``)."""
+    sel = meta.get("recipe_selection")
+    if not sel:
+        return ""
+    rows = "\n".join(
+        f"| {c['run']} | {c['recipe']} | {c['val_accuracy']} | {c['val_macro_f1']} | "
+        f"{c.get('tfns_valid_macro_f1', '-')} |" for c in sel.get("candidates", [])
+    )
+    return f"""
+### Recipe selection (validation only)
+
+{sel.get('rule', '')}
+
+| run | recipe | PhraseBank val accuracy | val macro-F1 | tfns valid macro-F1 |
+|---|---|---|---|---|
+{rows}
+"""
+
+
 def render(meta: dict[str, Any]) -> str:
     ev = meta.get("evaluation", {})
     serving = meta.get("serving", {})
@@ -165,8 +209,8 @@ Outputs the three probabilities; finsent's score is `p_positive - p_negative`.
   {pb.get('validation')} validation / {pb.get('test')} test rows. Split: {pb.get('split', '')}.
   This is FinBERT's split (`scripts/datasets.py`), so the test figures compare with FinBERT
   (accuracy 0.86, macro-F1 0.84).
-- Tweets (twitter-financial-news-sentiment, train file): {data.get('tfns_train', 0)} rows
-  (bearish -> negative, bullish -> positive) added to training when included.
+- Tweets (twitter-financial-news-sentiment, train file): {_tweets(meta)} rows
+  (bearish -> negative, bullish -> positive) in training{_stage_note(meta)}.
 - Model selection (early stopping, recipe choice) used the validation split only; the test
   split was evaluated once for this card.
 
@@ -189,8 +233,9 @@ Training time {train.get('seconds', '-')} s, {train.get('steps', '-')} optimizer
 | epoch | step | train loss | val accuracy | val macro-F1 | elapsed s |
 |---|---|---|---|---|---|
 {hist}
-
+{_selection(meta)}
 {_stages(meta)}
+{_reproduce(meta)}
 Reproduce: `finsent train` with the recipe above (see `finsent train --help`); for a two-stage
 model, first train the stage-1 model, then pass it as `--base`.
 
