@@ -27,3 +27,17 @@ CONSUMER_LAG = Gauge(
     "finsent_consumer_lag", "Records behind the high watermark.", ["topic", "partition"]
 )
 WORKER_STATE = Gauge("finsent_worker_state", "1 for the worker's current state.", ["state"])
+COMMIT_FAILURES = Counter(
+    "finsent_commit_failures_total",
+    "Offset commits refused after the batch was stored (rebalance, group lost); "
+    "its records are read again and upsert onto the rows they have.",
+)
+REBALANCES = Counter(
+    "finsent_rebalances_total", "Partition assignments received after the first one."
+)
+PARTITIONS_ASSIGNED = Gauge("finsent_partitions_assigned", "Partitions this worker owns now.")
+BATCHES_ABANDONED = Counter(
+    "finsent_batches_abandoned_total",
+    "Batches given up unsaved at shutdown while the database was unavailable "
+    "(offsets not committed: they are read again after a restart).",
+)

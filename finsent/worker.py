@@ -16,12 +16,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from kafka import TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from sqlalchemy.engine import Engine
 from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception_type,
     stop_after_delay,
+    stop_when_event_set,
     wait_exponential,
 )
 
@@ -29,7 +32,7 @@ from finsent import metrics
 from finsent.config import Settings
 from ingest.consumer import RawRecord, commit_offsets, consumer_lag, make_consumer, poll_records
 from ingest.deadletter import DeadLetterPublisher
-from ingest.exceptions import InvalidRecord
+from ingest.exceptions import CommitFailed, InvalidRecord
 from ingest.producer import Publisher, make_producer
 from ingest.schema import Message, decode
 from scorer.backends import Backend, Sentiment, load_backend
@@ -50,6 +53,42 @@ from storage.writes import (
 log = logging.getLogger("finsent.worker")
 
 AlertHook = Callable[[Engine], object]
+
+
+class BatchAbandoned(Exception):
+    """Shutdown was asked for while the database was unavailable: the batch is given up
+    unsaved and its offsets uncommitted, so a restarted worker reads it again."""
+
+
+def _partitions(tps: Sequence[TopicPartition] | set[TopicPartition]) -> str:
+    by_topic: dict[str, list[int]] = {}
+    for tp in tps:
+        by_topic.setdefault(tp.topic, []).append(tp.partition)
+    return "; ".join(f"{t}{sorted(ps)}" for t, ps in sorted(by_topic.items())) or "none"
+
+
+class RebalanceLog(ConsumerRebalanceListener):
+    """Says when the group moves partitions, so an operator can see a worker rejoin after a
+    crash of a peer or a broker restart; stale lag gauges of lost partitions are dropped."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if revoked:
+            log.info("partitions revoked: %s", _partitions(revoked))
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.worker.assignments += 1
+        if self.worker.assignments > 1:
+            metrics.REBALANCES.inc()
+        metrics.PARTITIONS_ASSIGNED.set(len(assigned))
+        self.worker.forget_lag(assigned)
+        self.worker.keep_uncommitted(assigned)
+        log.info(
+            "group %s: %d partition(s) assigned: %s",
+            self.worker.settings.consumer_group, len(assigned), _partitions(assigned),
+        )
 
 
 @dataclass
@@ -131,6 +170,13 @@ class Worker:
         self.dead_publisher: DeadLetterPublisher | None = None
         self.state = "starting"
         self.batches = 0
+        self.commit_failures = 0
+        self.assignments = 0  # partition assignments received; more than one = rebalanced
+        self.in_batch = 0  # records of the batch in hand, 0 between batches
+        # Offsets of stored batches whose commit the group refused mid-rebalance; committed
+        # once the rebalance is over, for the partitions this worker still owns.
+        self._uncommitted: dict[tuple[str, int], int] = {}
+        self._lag_labels: set[tuple[str, str]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
     def _set_state(self, state: str) -> None:
@@ -152,6 +198,7 @@ class Worker:
             heartbeat_interval_ms=s.heartbeat_interval_ms,
             max_poll_interval_ms=s.max_poll_interval_ms,
             max_poll_records=s.poll_max_records,
+            listener=RebalanceLog(self),
         )
         publisher = Publisher(make_producer(s.kafka_bootstrap, opts))
         self.dead_publisher = DeadLetterPublisher(publisher, s.topic_deadletter)
@@ -168,7 +215,11 @@ class Worker:
         """SIGTERM and SIGINT finish the batch in hand, commit it, then leave the group."""
 
         def _handler(signum: int, _frame: object) -> None:
-            log.info("signal %s: finishing the current batch, then stopping", signum)
+            if self.in_batch:
+                log.info("signal %s: finishing the current batch (%d records), then stopping",
+                         signum, self.in_batch)
+            else:
+                log.info("signal %s: stopping between batches", signum)
             self.stop.set()
 
         signal.signal(signal.SIGTERM, _handler)
@@ -186,7 +237,17 @@ class Worker:
                     max_records=self.settings.poll_max_records,
                 )
                 if records:
-                    self.handle(records)
+                    self.in_batch = len(records)
+                    try:
+                        self.handle(records)
+                    except BatchAbandoned as e:
+                        metrics.BATCHES_ABANDONED.inc()
+                        log.warning("%s", e)
+                        break
+                    finally:
+                        self.in_batch = 0
+                if self._uncommitted:
+                    self._commit_uncommitted()
                 now = time.monotonic()
                 if now - last_lag > 5.0:
                     last_lag = now
@@ -210,7 +271,23 @@ class Worker:
                 items.append(item)
             else:  # valid JSON the store cannot hold (e.g. an id over the key length)
                 batch.bad.append((rec, f"unstorable: {problem}"))
-        self.checkpoint(batch, items)
+        try:
+            self.checkpoint(batch, items)
+        except CommitFailed as e:
+            # Steps 1-2 are done: the batch is durable. The group moved on (rebalance, lost
+            # membership, restarted broker); whoever owns these partitions now reads from the
+            # last committed offset and upserts onto the rows stored here. Nothing is lost.
+            # Partitions this worker keeps get the offsets committed after the rebalance.
+            self.commit_failures += 1
+            metrics.COMMIT_FAILURES.inc()
+            for tp, offset in batch.next_offsets().items():
+                self._uncommitted[tp] = max(offset, self._uncommitted.get(tp, 0))
+            log.warning(
+                "%s; the batch of %d record(s) is stored; its offsets are committed after the "
+                "rebalance if this worker keeps the partitions, else the records are read "
+                "again and upserted (idempotent)",
+                e, len(batch),
+            )
         metrics.RECORDS_STORED.inc(len(items))
         metrics.RECORDS_DEAD.inc(len(batch.bad))
         metrics.BATCH_SIZE.observe(len(batch))
@@ -278,7 +355,8 @@ class Worker:
            with backoff while the database is unavailable (the poll loop is kept alive).
         3. Commit offsets (last processed + 1 per partition), synchronously.
         On any failure raise and commit nothing further: the records come back and upsert
-        onto the rows they already have.
+        onto the rows they already have. Shutdown asked for during step 2 abandons the batch
+        (``BatchAbandoned``), offsets untouched.
         """
         dead = [
             DeadLetterIn(
@@ -297,20 +375,34 @@ class Worker:
                 self.dead_publisher.publish(rec, reason)
             self.dead_publisher.publisher.flush()
         # Step 2
-        for attempt in Retrying(
-            retry=retry_if_exception_type(DatabaseUnavailable),
-            wait=wait_exponential(multiplier=0.2, max=5.0),
-            stop=stop_after_delay(self.settings.db_retry_max_s),
-            before_sleep=self._before_db_retry,
-            reraise=True,
-        ):
-            with attempt:
-                save_batch(self.engine, items, dead)
+        try:
+            for attempt in Retrying(
+                retry=retry_if_exception_type(DatabaseUnavailable),
+                wait=wait_exponential(multiplier=0.2, max=5.0),
+                stop=stop_after_delay(self.settings.db_retry_max_s)
+                | stop_when_event_set(self.stop),
+                sleep=self.stop.wait,  # a SIGTERM cuts the backoff short
+                before_sleep=self._before_db_retry,
+                reraise=True,
+            ):
+                with attempt:
+                    save_batch(self.engine, items, dead)
+        except DatabaseUnavailable as e:
+            if self.stop.is_set():
+                raise BatchAbandoned(
+                    f"stopping while the database is unavailable ({e}): batch of {len(batch)} "
+                    "record(s) abandoned unsaved, offsets not committed; a restarted worker "
+                    "reads it again"
+                ) from e
+            raise
         if self.state == "db-retrying":
             self._set_state("running")
         # Step 3
         if self.consumer is not None:
-            commit_offsets(self.consumer, batch.next_offsets())
+            offsets = batch.next_offsets()
+            commit_offsets(self.consumer, offsets)
+            for tp in offsets:  # superseded: positions only move forward while owned
+                self._uncommitted.pop(tp, None)
 
     def _before_db_retry(self, state: RetryCallState) -> None:
         self._set_state("db-retrying")
@@ -339,8 +431,35 @@ class Worker:
         try:
             for (topic, partition), lag in consumer_lag(self.consumer).items():
                 metrics.CONSUMER_LAG.labels(topic=topic, partition=str(partition)).set(lag)
+                self._lag_labels.add((topic, str(partition)))
         except Exception as e:  # lag is information, never a reason to stop scoring
             log.debug("lag unavailable: %s", e)
+
+    def keep_uncommitted(self, assigned: set[TopicPartition]) -> None:
+        """After a rebalance, pending offsets of partitions now owned elsewhere are dropped:
+        their new owner starts from the committed offset and commits for itself."""
+        owned = {(tp.topic, tp.partition) for tp in assigned}
+        self._uncommitted = {tp: o for tp, o in self._uncommitted.items() if tp in owned}
+
+    def _commit_uncommitted(self) -> None:
+        """Commits the offsets a rebalance refused, once the group is stable again; without
+        this a partition that gets no new records would show stored records as lag."""
+        try:
+            commit_offsets(self.consumer, dict(self._uncommitted))
+        except CommitFailed as e:
+            log.debug("pending offsets not committed yet: %s", e)
+            return
+        log.info("committed the offsets held back by the rebalance: %s",
+                 ", ".join(f"{t}[{p}]={o}" for (t, p), o in sorted(self._uncommitted.items())))
+        self._uncommitted.clear()
+
+    def forget_lag(self, keep: set[TopicPartition]) -> None:
+        """Drops the lag gauges of partitions this worker no longer owns (another worker
+        reports them now)."""
+        owned = {(tp.topic, str(tp.partition)) for tp in keep}
+        for labels in self._lag_labels - owned:
+            metrics.CONSUMER_LAG.remove(*labels)
+        self._lag_labels &= owned
 
     def _maybe_run_alerts(self) -> None:
         if self.alert_hook is None:

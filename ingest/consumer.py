@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
@@ -42,8 +43,12 @@ def make_consumer(
     heartbeat_interval_ms: int,
     max_poll_interval_ms: int,
     max_poll_records: int,
+    listener: ConsumerRebalanceListener | None = None,
 ) -> KafkaConsumer:
     """A group member subscribed to ``topics``; offsets are committed by the caller only.
+
+    ``listener`` hears every rebalance (partitions revoked / assigned), e.g. to log that a
+    worker rejoined its group after a broker restart.
 
     ``auto_offset_reset="earliest"``: a new group starts from the oldest record, so nothing
     produced before the first worker started is skipped.
@@ -60,7 +65,7 @@ def make_consumer(
     )
     try:
         consumer = KafkaConsumer(**config)
-        consumer.subscribe(topics=list(topics))
+        consumer.subscribe(topics=list(topics), listener=listener)
     except KafkaError as e:
         raise ConsumeError(f"cannot start a Kafka consumer on {bootstrap}: {e}") from e
     return consumer

@@ -229,7 +229,7 @@ class Publisher:
         deadline = time.monotonic() + self._retry_timeout_s
         attempt = 0
         while True:
-            failed = self._collect_failures()
+            failed = self._collect_failures(deadline)
             if not failed:
                 return
             permanent = [r for r in failed if isinstance(r.error, _PERMANENT)]
@@ -259,10 +259,15 @@ class Publisher:
             for rec in failed:
                 self._send(rec)
 
-    def _collect_failures(self) -> list[_Pending]:
+    def _collect_failures(self, deadline: float) -> list[_Pending]:
         if self._producer is not None:
+            # A producer gets its own delivery timeout, no more: one that has not delivered
+            # by then is stuck (an idempotent producer retries "unknown producer id" from a
+            # restarted broker forever), and the rest of the deadline is for a fresh one.
+            delivery_s = float(self._config.get("delivery_timeout_ms") or 30_000) / 1000
+            wait_s = max(0.1, min(deadline - time.monotonic(), delivery_s + 1.0))
             try:
-                self._producer.flush(timeout=self._retry_timeout_s)
+                self._producer.flush(timeout=wait_s)
             except KafkaError as e:
                 log.warning("kafka flush did not complete: %s", e)
         failed: list[_Pending] = []
