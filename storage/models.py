@@ -109,6 +109,52 @@ class Mention(Base):
     document: Mapped[Document] = relationship(back_populates="mentions")
 
 
+class DocumentsHourly(Base):
+    """Documents per hour of ``event_at`` and kind, scored or not (the volume chart).
+
+    Like the two sentiment rollups below, kept by ``storage.writes.save_batch`` in the
+    batch's own transaction from the rows it really inserted, so a replayed batch adds
+    nothing; migration 0004 backfilled what was stored before. Counts and sums, never
+    means: every batch adds to them exactly, and a mean over any set of hours is
+    ``sum(sum_score) / sum(n)``.
+    """
+
+    __tablename__ = "documents_hourly"
+
+    bucket: Mapped[datetime] = mapped_column(DateTime, primary_key=True)  # the hour's start
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
+class SentimentHourly(Base):
+    """Market-wide: scores per model version, hour of the document's ``event_at`` and kind."""
+
+    __tablename__ = "sentiment_hourly"
+
+    model_version: Mapped[str] = mapped_column(String(128), primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+    sum_score: Mapped[float] = mapped_column(Float)
+    n_negative: Mapped[int] = mapped_column(BigInteger)
+
+
+class TickerHourly(Base):
+    """Per ticker: (mention, score) pairs per model version and hour of the mention's
+    ``event_at``. The key leads with (model_version, bucket) for the movers' all-ticker scan;
+    the index serves one ticker's timeline."""
+
+    __tablename__ = "ticker_hourly"
+    __table_args__ = (Index("ix_ticker_hourly_ticker", "ticker", "model_version", "bucket"),)
+
+    model_version: Mapped[str] = mapped_column(String(128), primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    ticker: Mapped[str] = mapped_column(String(16), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+    sum_score: Mapped[float] = mapped_column(Float)
+    n_negative: Mapped[int] = mapped_column(BigInteger)
+
+
 class Ticker(Base):
     """Reference table of symbols and company names (shipped with finsent, loaded on upgrade)."""
 

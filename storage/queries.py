@@ -5,11 +5,17 @@ Every time-ranged query filters on an indexed ``event_at`` first (``documents(ev
 unique index, so a page costs what its time range holds, not what the store holds.
 Ranges are half-open: ``start < event_at <= end`` (the alert windows' convention).
 Results are plain lists of dicts (picklable, so the dashboard can cache them).
+
+The market and ticker charts and the movers read the whole hours of a range from the hourly
+rollups that ``save_batch`` keeps (``documents_hourly``, ``sentiment_hourly``,
+``ticker_hourly``), and only the partial hours at its two edges from the raw tables
+(``whole_hours``): a 90-day chart then costs about as much as a 24-hour one, and gives the
+same numbers as a scan would. Minute buckets (ranges of a few hours) scan the raw tables.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -27,7 +33,18 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
-from storage.models import Alert, AlertRule, Document, Mention, Price, Score, utcnow
+from storage.models import (
+    Alert,
+    AlertRule,
+    Document,
+    DocumentsHourly,
+    Mention,
+    Price,
+    Score,
+    SentimentHourly,
+    TickerHourly,
+    utcnow,
+)
 
 Bind = Engine | Connection
 MOVERS_MAX_PERIOD = timedelta(days=7)
@@ -40,6 +57,10 @@ M = Mention.__table__
 A = Alert.__table__
 R = AlertRule.__table__
 P = Price.__table__
+DH = DocumentsHourly.__table__
+SH = SentimentHourly.__table__
+TH = TickerHourly.__table__
+HOUR = timedelta(hours=1)
 
 # SQLite keeps DateTime as 'YYYY-MM-DD HH:MM:SS.ffffff' text: a bucket is a prefix of it,
 # which costs a third less than strftime() per row on a million-row range.
@@ -120,19 +141,62 @@ def bucket_expr(bind: Bind, column: Any, bucket: Bucket) -> ColumnElement[Any]:
     return func.date_trunc(bucket, column)
 
 
+def _score_of(document_id: Any, model_version: str | None) -> ColumnElement[bool]:
+    return and_(S.c.document_id == document_id, S.c.model_version == model_version)
+
+
 def _scored(model_version: str | None) -> Any:
     """documents joined with their score of ``model_version``."""
-    return D.join(S, and_(S.c.document_id == D.c.id, S.c.model_version == model_version))
+    return D.join(S, _score_of(D.c.id, model_version))
 
 
 def _neg() -> ColumnElement[Any]:
     return func.sum(case((S.c.label == "negative", 1), else_=0))
 
 
-def _fix_buckets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def whole_hours(start: datetime, end: datetime) -> tuple[datetime, datetime] | None:
+    """The whole hours ``[first, stop)`` inside the range ``(start, end]``, which the hourly
+    rollups answer; None when none fits. The rest, ``(start, first)`` and ``[stop, end]``,
+    is at most two partial hours of raw rows."""
+    first = start.replace(minute=0, second=0, microsecond=0) + HOUR
+    stop = end.replace(minute=0, second=0, microsecond=0)
+    return (first, stop) if first < stop else None
+
+
+def _rollup_and_raw(
+    column: Any,
+    start: datetime,
+    end: datetime,
+    bucket: Bucket,
+    raw: Callable[..., list[dict[str, Any]]],
+    rolled: Callable[[datetime, datetime], list[dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    """The rows of ``(start, end]``: ``rolled(first, stop)`` for its whole hours and
+    ``raw(*conditions on column)`` for the partial hours at its edges; raw alone for minute
+    buckets or when no whole hour fits. The caller sums the parts (``_merge``)."""
+    hours = None if bucket == "minute" else whole_hours(start, end)
+    if hours is None:
+        return raw(column > start, column <= end)
+    first, stop = hours
+    return rolled(first, stop) + raw(column > start, column < first) + raw(
+        column >= stop, column <= end
+    )
+
+
+def _merge(
+    rows: Sequence[dict[str, Any]], keys: Sequence[str], counters: dict[str, type]
+) -> list[dict[str, Any]]:
+    """Rows of the raw edges and of the rollup summed per key, sorted by key. Counters are
+    cast (PostgreSQL sums a BIGINT column into a Decimal)."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
-        row["bucket"] = as_datetime(row["bucket"])
-    return rows
+        if "bucket" in row:
+            row["bucket"] = as_datetime(row["bucket"])
+        key = tuple(row[k] for k in keys)
+        acc = merged.setdefault(key, {**{k: row[k] for k in keys}, **dict.fromkeys(counters, 0)})
+        for name, cast in counters.items():
+            acc[name] = cast(acc[name] + cast(row[name] or 0))
+    return [merged[key] for key in sorted(merged)]
 
 
 # --- market page ---------------------------------------------------------------------------
@@ -143,44 +207,56 @@ def market_index(
 ) -> list[dict[str, Any]]:
     """Mean score per time bucket over every document: each document weighs one, so busy
     tickers and busy hours weigh by their volume (a volume-weighted market index)."""
-    with connect(bind) as conn:
-        b = bucket_expr(conn, D.c.event_at, bucket).label("bucket")
-        stmt = (
-            select(
-                b,
-                func.count().label("n"),
-                func.avg(S.c.score).label("mean_score"),
-                (_neg() * 1.0 / func.count()).label("neg_share"),
-            )
-            .select_from(_scored(model_version))
-            .where(D.c.event_at > start, D.c.event_at <= end)
-            .group_by(b)
-            .order_by(b)
-        )
-        return _fix_buckets(_rows(conn, stmt))
+    return index_from_kinds(
+        market_by_kind(bind, start, end, model_version=model_version, bucket=bucket)
+    )
+
+
+_SENTIMENT_SUMS = {"n": int, "score_sum": float, "negatives": int}
 
 
 def market_by_kind(
     bind: Bind, start: datetime, end: datetime, *, model_version: str | None, bucket: Bucket
 ) -> list[dict[str, Any]]:
-    """Per bucket and source kind: scored documents, sum of scores, negatives. ONE scan gives
-    the market page both its index (``index_from_kinds``) and its volume by kind."""
+    """Per bucket and source kind: scored documents, sum of scores, negatives. ONE query
+    gives the market page both its index (``index_from_kinds``) and its volume by kind."""
     with connect(bind) as conn:
-        b = bucket_expr(conn, D.c.event_at, bucket).label("bucket")
-        stmt = (
-            select(
-                b,
-                D.c.kind,
-                func.count().label("n"),
-                func.sum(S.c.score).label("score_sum"),
-                _neg().label("negatives"),
+
+        def raw(*where: ColumnElement[bool]) -> list[dict[str, Any]]:
+            b = bucket_expr(conn, D.c.event_at, bucket).label("bucket")
+            stmt = (
+                select(
+                    b,
+                    D.c.kind,
+                    func.count().label("n"),
+                    func.sum(S.c.score).label("score_sum"),
+                    _neg().label("negatives"),
+                )
+                .select_from(_scored(model_version))
+                .where(*where)
+                .group_by(b, D.c.kind)
             )
-            .select_from(_scored(model_version))
-            .where(D.c.event_at > start, D.c.event_at <= end)
-            .group_by(b, D.c.kind)
-            .order_by(b, D.c.kind)
-        )
-        return _fix_buckets(_rows(conn, stmt))
+            return _rows(conn, stmt)
+
+        def rolled(first: datetime, stop: datetime) -> list[dict[str, Any]]:
+            b = bucket_expr(conn, SH.c.bucket, bucket).label("bucket")
+            stmt = (
+                select(
+                    b,
+                    SH.c.kind,
+                    func.sum(SH.c.n).label("n"),
+                    func.sum(SH.c.sum_score).label("score_sum"),
+                    func.sum(SH.c.n_negative).label("negatives"),
+                )
+                .where(
+                    SH.c.model_version == model_version, SH.c.bucket >= first, SH.c.bucket < stop
+                )
+                .group_by(b, SH.c.kind)
+            )
+            return _rows(conn, stmt)
+
+        rows = _rollup_and_raw(D.c.event_at, start, end, bucket, raw, rolled)
+    return _merge(rows, ["bucket", "kind"], _SENTIMENT_SUMS)
 
 
 def index_from_kinds(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -200,16 +276,25 @@ def index_from_kinds(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def volume_by_kind(
     bind: Bind, start: datetime, end: datetime, *, bucket: Bucket
 ) -> list[dict[str, Any]]:
-    """Document count per bucket and source kind (news vs comments)."""
+    """Document count per bucket and source kind (news vs comments), scored or not."""
     with connect(bind) as conn:
-        b = bucket_expr(conn, D.c.event_at, bucket).label("bucket")
-        stmt = (
-            select(b, D.c.kind, func.count().label("n"))
-            .where(D.c.event_at > start, D.c.event_at <= end)
-            .group_by(b, D.c.kind)
-            .order_by(b, D.c.kind)
-        )
-        return _fix_buckets(_rows(conn, stmt))
+
+        def raw(*where: ColumnElement[bool]) -> list[dict[str, Any]]:
+            b = bucket_expr(conn, D.c.event_at, bucket).label("bucket")
+            stmt = select(b, D.c.kind, func.count().label("n")).where(*where).group_by(b, D.c.kind)
+            return _rows(conn, stmt)
+
+        def rolled(first: datetime, stop: datetime) -> list[dict[str, Any]]:
+            b = bucket_expr(conn, DH.c.bucket, bucket).label("bucket")
+            stmt = (
+                select(b, DH.c.kind, func.sum(DH.c.n).label("n"))
+                .where(DH.c.bucket >= first, DH.c.bucket < stop)
+                .group_by(b, DH.c.kind)
+            )
+            return _rows(conn, stmt)
+
+        rows = _rollup_and_raw(D.c.event_at, start, end, bucket, raw, rolled)
+    return _merge(rows, ["bucket", "kind"], {"n": int})
 
 
 def top_movers(
@@ -226,35 +311,65 @@ def top_movers(
     this one; both periods need ``min_count`` documents so one tweet is not a 'mover'.
 
     The period is the range, capped at ``max_period`` (a week): a 'mover' is a short-horizon
-    idea, and the cap bounds the scan (two periods of mentions) on long ranges.
+    idea, and the cap bounds the work on long ranges.
     """
     period = end - start
     if max_period is not None:
         period = min(period, max_period)
     start = end - period
-    prev_start = start - period
-    current = D.c.event_at > start
-    stmt = (
-        select(
-            M.c.ticker,
-            func.sum(case((current, 1), else_=0)).label("n"),
-            func.avg(case((current, S.c.score))).label("mean_score"),
-            func.sum(case((current, 0), else_=1)).label("prev_n"),
-            func.avg(case((current, None), else_=S.c.score)).label("prev_mean"),
-        )
-        .select_from(_scored(model_version).join(M, M.c.document_id == D.c.id))
-        .where(D.c.event_at > prev_start, D.c.event_at <= end)
-        .group_by(M.c.ticker)
-    )
     with connect(bind) as conn:
-        rows = _rows(conn, stmt)
-    movers = [
-        {**r, "change": r["mean_score"] - r["prev_mean"]}
-        for r in rows
-        if r["n"] >= min_count and r["prev_n"] >= min_count
-    ]
+        now = _ticker_sums(conn, start, end, model_version)
+        before = _ticker_sums(conn, start - period, start, model_version)
+    movers = []
+    for ticker in sorted(now.keys() & before.keys()):
+        (n, total), (prev_n, prev_total) = now[ticker], before[ticker]
+        if n >= min_count and prev_n >= min_count:
+            mean, prev_mean = total / n, prev_total / prev_n
+            movers.append(
+                {
+                    "ticker": ticker,
+                    "n": n,
+                    "mean_score": mean,
+                    "prev_n": prev_n,
+                    "prev_mean": prev_mean,
+                    "change": mean - prev_mean,
+                }
+            )
     movers.sort(key=lambda r: abs(r["change"]), reverse=True)
     return movers[:limit]
+
+
+def _ticker_sums(
+    conn: Connection, start: datetime, end: datetime, model_version: str | None
+) -> dict[str, tuple[int, float]]:
+    """Per ticker, (scored mentions, sum of their scores) in ``(start, end]``."""
+
+    def raw(*where: ColumnElement[bool]) -> list[dict[str, Any]]:
+        stmt = (
+            select(M.c.ticker, func.count().label("n"), func.sum(S.c.score).label("total"))
+            .select_from(_scored(model_version).join(M, M.c.document_id == D.c.id))
+            .where(*where)
+            .group_by(M.c.ticker)
+        )
+        return _rows(conn, stmt)
+
+    def rolled(first: datetime, stop: datetime) -> list[dict[str, Any]]:
+        stmt = (
+            select(
+                TH.c.ticker,
+                func.sum(TH.c.n).label("n"),
+                func.sum(TH.c.sum_score).label("total"),
+            )
+            .where(TH.c.model_version == model_version, TH.c.bucket >= first, TH.c.bucket < stop)
+            .group_by(TH.c.ticker)
+        )
+        return _rows(conn, stmt)
+
+    rows = _rollup_and_raw(D.c.event_at, start, end, "hour", raw, rolled)
+    return {
+        r["ticker"]: (r["n"], r["total"])
+        for r in _merge(rows, ["ticker"], {"n": int, "total": float})
+    }
 
 
 def ticker_activity(
@@ -297,24 +412,51 @@ def ticker_timeline(
 ) -> list[dict[str, Any]]:
     """Per bucket: volume, mean score and negative share of one ticker (mentions index)."""
     with connect(bind) as conn:
-        b = bucket_expr(conn, M.c.event_at, bucket).label("bucket")
-        stmt = (
-            select(
-                b,
-                func.count().label("n"),
-                func.avg(S.c.score).label("mean_score"),
-                (_neg() * 1.0 / func.count()).label("neg_share"),
-            )
-            .select_from(
-                M.join(
-                    S, and_(S.c.document_id == M.c.document_id, S.c.model_version == model_version)
+
+        def raw(*where: ColumnElement[bool]) -> list[dict[str, Any]]:
+            b = bucket_expr(conn, M.c.event_at, bucket).label("bucket")
+            stmt = (
+                select(
+                    b,
+                    func.count().label("n"),
+                    func.sum(S.c.score).label("score_sum"),
+                    _neg().label("negatives"),
                 )
+                .select_from(M.join(S, _score_of(M.c.document_id, model_version)))
+                .where(M.c.ticker == ticker, *where)
+                .group_by(b)
             )
-            .where(M.c.ticker == ticker, M.c.event_at > start, M.c.event_at <= end)
-            .group_by(b)
-            .order_by(b)
-        )
-        return _fix_buckets(_rows(conn, stmt))
+            return _rows(conn, stmt)
+
+        def rolled(first: datetime, stop: datetime) -> list[dict[str, Any]]:
+            b = bucket_expr(conn, TH.c.bucket, bucket).label("bucket")
+            stmt = (
+                select(
+                    b,
+                    func.sum(TH.c.n).label("n"),
+                    func.sum(TH.c.sum_score).label("score_sum"),
+                    func.sum(TH.c.n_negative).label("negatives"),
+                )
+                .where(
+                    TH.c.ticker == ticker,
+                    TH.c.model_version == model_version,
+                    TH.c.bucket >= first,
+                    TH.c.bucket < stop,
+                )
+                .group_by(b)
+            )
+            return _rows(conn, stmt)
+
+        rows = _rollup_and_raw(M.c.event_at, start, end, bucket, raw, rolled)
+    return [
+        {
+            "bucket": r["bucket"],
+            "n": r["n"],
+            "mean_score": r["score_sum"] / r["n"],
+            "neg_share": r["negatives"] / r["n"],
+        }
+        for r in _merge(rows, ["bucket"], _SENTIMENT_SUMS)
+    ]
 
 
 def price_series(bind: Bind, ticker: str, start: date, end: date) -> list[dict[str, Any]]:

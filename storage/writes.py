@@ -5,6 +5,12 @@ written or none are. Every insert is ``ON CONFLICT DO NOTHING`` on its natural k
 replayed batch (at-least-once delivery) adds nothing, and rescoring with a new model version
 adds score rows without touching the old ones.
 
+The same transaction adds the batch to the hourly rollups (``documents_hourly``,
+``sentiment_hourly``, ``ticker_hourly``) that the dashboard's long ranges read. The increments
+come from the rows the inserts report as really inserted (``RETURNING``, which skips rows
+ignored on conflict), never from the batch as sent: a replay or a duplicate adds nothing,
+and a rescoring or a newly found ticker adds exactly the new pairs.
+
 Items are checked before any SQL runs. A value the database would refuse (a key longer than
 its column, a NUL character, a NaN score) would otherwise fail the whole transaction on every
 retry and block the partition; ``InvalidDocument`` names the bad items so the caller can
@@ -17,19 +23,31 @@ from __future__ import annotations
 import json
 import math
 import re
+import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache, lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Engine, Table, select, text
+from sqlalchemy import JSON, Connection, Engine, Table, bindparam, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from storage.db import wrap_error
 from storage.exceptions import InvalidDocument, StorageError
-from storage.models import DeadLetter, Document, Mention, Score, Ticker, utcnow
+from storage.models import (
+    DeadLetter,
+    Document,
+    DocumentsHourly,
+    Mention,
+    Score,
+    SentimentHourly,
+    Ticker,
+    TickerHourly,
+    utcnow,
+)
 
 LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 
@@ -38,6 +56,9 @@ SCORES: Table = Score.__table__  # type: ignore[assignment]
 MENTIONS: Table = Mention.__table__  # type: ignore[assignment]
 DEAD_LETTERS: Table = DeadLetter.__table__  # type: ignore[assignment]
 TICKERS: Table = Ticker.__table__  # type: ignore[assignment]
+DOCUMENTS_HOURLY: Table = DocumentsHourly.__table__  # type: ignore[assignment]
+SENTIMENT_HOURLY: Table = SentimentHourly.__table__  # type: ignore[assignment]
+TICKER_HOURLY: Table = TickerHourly.__table__  # type: ignore[assignment]
 
 
 def _max_len(table: Table, column: str) -> int:
@@ -260,14 +281,14 @@ def save_batch(
     now = utcnow()
     docs: dict[tuple[str, str], dict[str, Any]] = {}
     scores: dict[tuple[tuple[str, str], str], ScoreIn] = {}
-    mentions: dict[tuple[tuple[str, str], str], tuple[MentionIn, datetime]] = {}
+    mentions: dict[tuple[tuple[str, str], str], MentionIn] = {}
     for item in items:
         d = item.document
         key = (d.source, d.external_id)
-        row = docs.setdefault(key, _document_row(d, now))
+        docs.setdefault(key, _document_row(d, now))
         scores.setdefault((key, item.score.model_version), item.score)
         for m in item.mentions:
-            mentions.setdefault((key, m.ticker), (m, row["event_at"]))
+            mentions.setdefault((key, m.ticker), m)
     dead: dict[tuple[str, int, int], dict[str, Any]] = {}
     for dl in dead_letters:
         topic = _storable(dl.topic, _max_len(DEAD_LETTERS, "topic"))
@@ -285,14 +306,14 @@ def save_batch(
         )
     try:
         with engine.begin() as conn:
-            n_docs, ids = _insert_documents(conn, list(docs.values()))
-            n_scores = _insert_rows(
+            stored, new_docs = _insert_documents(conn, list(docs.values()))
+            new_scores = _insert_new(
                 conn,
                 SCORES,
                 ["document_id", "model_version"],
                 [
                     {
-                        "document_id": ids[key],
+                        "document_id": stored[key].id,
                         "model_version": s.model_version,
                         "label": s.label,
                         "p_negative": float(s.p_negative),
@@ -304,21 +325,31 @@ def save_batch(
                     for (key, _), s in scores.items()
                 ],
             )
-            n_mentions = _insert_rows(
+            # A mention copies the STORED document's event_at (a replay may carry another
+            # time): per-ticker ranges and the ticker rollup then agree with the documents.
+            new_mentions = _insert_new(
                 conn,
                 MENTIONS,
                 ["document_id", "ticker"],
                 [
-                    {"document_id": ids[key], "ticker": m.ticker, "event_at": at, "how": m.how}
-                    for (key, _), (m, at) in mentions.items()
+                    {
+                        "document_id": stored[key].id,
+                        "ticker": m.ticker,
+                        "event_at": stored[key].event_at,
+                        "how": m.how,
+                    }
+                    for (key, _), m in mentions.items()
                 ],
             )
             n_dead = _insert_rows(
                 conn, DEAD_LETTERS, ["topic", "partition", "offset"], list(dead.values())
             )
+            _add_to_rollups(
+                conn, {d.id: d for d in stored.values()}, new_docs, new_scores, new_mentions
+            )
     except sa_exc.SQLAlchemyError as e:
         raise wrap_error(e, "saving a batch") from e
-    return BatchResult(n_docs, n_scores, n_mentions, n_dead)
+    return BatchResult(len(new_docs), len(new_scores), len(new_mentions), n_dead)
 
 
 def _insert_rows(
@@ -335,6 +366,59 @@ def _insert_rows(
     return int(conn.execute(stmt, rows).rowcount)
 
 
+def _insert_returning(
+    conn: Connection, table: Table, key: list[str], rows: list[dict[str, Any]], returning: list[str]
+) -> list[Any]:
+    """Bulk INSERT .. ON CONFLICT (key) DO NOTHING RETURNING: the rows really inserted."""
+    if not rows:
+        return []
+    if conn.dialect.name == "postgresql":
+        return _pg_insert_unnest(conn, table, key, rows, returning=returning)
+    # SQLite (>= 3.35) returns only inserted rows too. One multi-row VALUES statement per
+    # page of rows, its text cached per size: SQLAlchemy's own insert() for SQLite would be
+    # compiled again on every call, which costs more than the insert.
+    dialect = conn.dialect
+    if not dialect.insert_returning:
+        raise StorageError(
+            f"finsent needs SQLite 3.35 or newer (INSERT .. RETURNING); this Python's sqlite3 "
+            f"module links SQLite {sqlite3.sqlite_version}"
+        )
+    cols = tuple(rows[0])
+    convert = [(c, table.c[c].type.dialect_impl(dialect).bind_processor(dialect)) for c in cols]
+    page = dialect.insertmanyvalues_max_parameters // len(cols)
+    out: list[Any] = []
+    for i in range(0, len(rows), page):
+        chunk = rows[i : i + page]
+        sql = _sqlite_insert_sql(table, cols, tuple(key), tuple(returning), len(chunk))
+        params = tuple(
+            f(row[c]) if f is not None else row[c] for row in chunk for c, f in convert
+        )
+        out += conn.exec_driver_sql(sql, params).all()
+    return out
+
+
+@lru_cache(maxsize=64)
+def _sqlite_insert_sql(
+    table: Table, cols: tuple[str, ...], key: tuple[str, ...], returning: tuple[str, ...], n: int
+) -> str:
+    def names(columns: tuple[str, ...]) -> str:
+        return ", ".join(f'"{c}"' for c in columns)
+
+    values = "(" + ", ".join("?" * len(cols)) + ")"
+    return (
+        f'INSERT INTO "{table.name}" ({names(cols)}) VALUES {", ".join([values] * n)} '
+        f"ON CONFLICT ({names(key)}) DO NOTHING RETURNING {names(returning)}"
+    )
+
+
+def _insert_new(
+    conn: Connection, table: Table, key: list[str], rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Inserts ``rows`` (unique on ``key``) ignoring conflicts; returns those inserted."""
+    new = {tuple(r) for r in _insert_returning(conn, table, key, rows, key)}
+    return [row for row in rows if tuple(row[k] for k in key) in new]
+
+
 def _pg_insert_unnest(
     conn: Connection,
     table: Table,
@@ -342,66 +426,264 @@ def _pg_insert_unnest(
     rows: list[dict[str, Any]],
     returning: list[str],
 ) -> list[Any]:
-    """PostgreSQL: one INSERT .. SELECT FROM unnest(arrays) per table and batch.
+    """PostgreSQL: one INSERT .. SELECT FROM unnest(arrays) .. ON CONFLICT DO NOTHING per
+    table and batch.
 
     The statement text is the same for every batch, so psycopg parses and prepares it once;
     a multi-row VALUES list is new text each time and its parsing cost more than the insert.
     """
     quote = conn.dialect.identifier_preparer.quote
     cols = list(rows[0])
+    sql, params = _pg_unnest_insert(conn, table, cols, rows, "p")
+    sql += f" ON CONFLICT ({', '.join(quote(k) for k in key)}) DO NOTHING"
+    sql += f" RETURNING {', '.join(quote(c) for c in returning)}"
+    return list(conn.execute(text(sql), params).all())
+
+
+def _pg_unnest_insert(
+    conn: Connection, table: Table, cols: list[str], rows: list[dict[str, Any]], prefix: str
+) -> tuple[str, dict[str, list[Any]]]:
+    """``INSERT INTO table (cols) SELECT .. FROM unnest(:arrays)`` and its array parameters."""
+    quote = conn.dialect.identifier_preparer.quote
     params: dict[str, list[Any]] = {}
     arrays: list[str] = []
     selects: list[str] = []
     for i, name in enumerate(cols):
         values = [row[name] for row in rows]
         if isinstance(table.c[name].type, JSON):
-            params[f"p{i}"] = [None if v is None else json.dumps(v) for v in values]
-            arrays.append(f"CAST(:p{i} AS TEXT[])")
+            params[f"{prefix}{i}"] = [None if v is None else json.dumps(v) for v in values]
+            arrays.append(f"CAST(:{prefix}{i} AS TEXT[])")
             selects.append(f"CAST(u.c{i} AS JSON)")
         else:
-            params[f"p{i}"] = values
-            arrays.append(f"CAST(:p{i} AS {table.c[name].type.compile(dialect=conn.dialect)}[])")
+            params[f"{prefix}{i}"] = values
+            sql_type = table.c[name].type.compile(dialect=conn.dialect)
+            arrays.append(f"CAST(:{prefix}{i} AS {sql_type}[])")
             selects.append(f"u.c{i}")
     sql = (
         f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in cols)}) "
         f"SELECT {', '.join(selects)} FROM unnest({', '.join(arrays)}) "
-        f"AS u({', '.join(f'c{i}' for i in range(len(cols)))}) "
-        f"ON CONFLICT ({', '.join(quote(k) for k in key)}) DO NOTHING "
-        f"RETURNING {', '.join(quote(c) for c in returning)}"
+        f"AS u({', '.join(f'c{i}' for i in range(len(cols)))})"
     )
-    return list(conn.execute(text(sql), params).all())
+    return sql, params
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """A batch's document as the store holds it: a replay keeps the first event_at and kind."""
+
+    id: int
+    event_at: datetime
+    kind: str
 
 
 def _insert_documents(
     conn: Connection, rows: list[dict[str, Any]]
-) -> tuple[int, dict[tuple[str, str], int]]:
-    """Inserts new documents; returns how many were new and the id of every key."""
+) -> tuple[dict[tuple[str, str], _Stored], set[int]]:
+    """Inserts new documents; returns every key's stored document and the ids of new ones.
+
+    Only documents stored before (a replay, a rescoring) are read back.
+    """
     if not rows:
-        return 0, {}
-    ids: dict[tuple[str, str], int] = {}
-    if conn.dialect.name == "postgresql":
-        new = _pg_insert_unnest(
-            conn, DOCUMENTS, ["source", "external_id"], rows, ["id", "source", "external_id"]
-        )
-        ids = {(src, ext): id_ for id_, src, ext in new}
-        inserted = len(new)
-    else:
-        inserted = _insert_rows(conn, DOCUMENTS, ["source", "external_id"], rows)
+        return {}, set()
+    new = _insert_returning(
+        conn, DOCUMENTS, ["source", "external_id"], rows, ["id", "source", "external_id"]
+    )
+    new_ids = {(src, ext): id_ for id_, src, ext in new}
+    stored: dict[tuple[str, str], _Stored] = {}
     missing: dict[str, list[str]] = {}
     for row in rows:
-        if (row["source"], row["external_id"]) not in ids:
+        key = (row["source"], row["external_id"])
+        if key in new_ids:
+            stored[key] = _Stored(new_ids[key], row["event_at"], row["kind"])
+        else:
             missing.setdefault(row["source"], []).append(row["external_id"])
     for source, external_ids in missing.items():
         for i in range(0, len(external_ids), _KEY_CHUNK):
             chunk = external_ids[i : i + _KEY_CHUNK]
             found = conn.execute(
-                select(DOCUMENTS.c.id, DOCUMENTS.c.external_id).where(
-                    DOCUMENTS.c.source == source, DOCUMENTS.c.external_id.in_(chunk)
-                )
+                select(
+                    DOCUMENTS.c.id,
+                    DOCUMENTS.c.external_id,
+                    DOCUMENTS.c.event_at,
+                    DOCUMENTS.c.kind,
+                ).where(DOCUMENTS.c.source == source, DOCUMENTS.c.external_id.in_(chunk))
             )
-            for id_, ext in found:
-                ids[(source, ext)] = id_
-    return inserted, ids
+            for id_, ext, event_at, kind in found:
+                stored[(source, ext)] = _Stored(id_, event_at, kind)
+    return stored, set(new_ids.values())
+
+
+# --- hourly rollups ----------------------------------------------------------------------
+
+
+def hour_of(ts: datetime) -> datetime:
+    """The rollups' bucket: the start of the hour (naive UTC, as stored)."""
+    return ts.replace(minute=0, second=0, microsecond=0)
+
+
+def _add(
+    sums: dict[tuple[Any, ...], list[Any]], key: tuple[Any, ...], score: float, label: str
+) -> None:
+    acc = sums.setdefault(key, [0, 0.0, 0])
+    acc[0] += 1
+    acc[1] += score
+    acc[2] += label == "negative"
+
+
+def _add_to_rollups(
+    conn: Connection,
+    docs: dict[int, _Stored],
+    new_docs: set[int],
+    new_scores: list[dict[str, Any]],
+    new_mentions: list[dict[str, Any]],
+) -> None:
+    """Adds what this batch really inserted to the three hourly rollups.
+
+    documents_hourly counts new documents, sentiment_hourly new (document, score) pairs,
+    ticker_hourly new (mention, score) pairs. A pair is new when its score or its mention
+    is: a rescoring pairs the new score with the document's old mentions, a newly found
+    ticker its mention with the old scores; those old rows are read from the store.
+    """
+    documents: dict[tuple[Any, ...], list[Any]] = {}
+    for id_ in new_docs:
+        d = docs[id_]
+        documents.setdefault((hour_of(d.event_at), d.kind), [0])[0] += 1
+    market: dict[tuple[Any, ...], list[Any]] = {}
+    for s in new_scores:
+        d = docs[s["document_id"]]
+        _add(market, (s["model_version"], hour_of(d.event_at), d.kind), s["score"], s["label"])
+
+    mentions_of: dict[int, list[tuple[str, datetime]]] = {}
+    scores_of: dict[int, list[tuple[str, float, str]]] = {}
+    for m in new_mentions:
+        mentions_of.setdefault(m["document_id"], []).append((m["ticker"], m["event_at"]))
+    for s in new_scores:
+        scores_of.setdefault(s["document_id"], []).append(
+            (s["model_version"], s["score"], s["label"])
+        )
+    # A new document's mentions and scores are all in this batch; an old one's are not.
+    old = sorted((set(mentions_of) | set(scores_of)) - new_docs)
+    if old:
+        mentions_of, scores_of = _pairs_of_old_documents(conn, old, mentions_of, scores_of)
+    new_mention_keys = {(m["document_id"], m["ticker"]) for m in new_mentions}
+    new_score_keys = {(s["document_id"], s["model_version"]) for s in new_scores}
+    tickers: dict[tuple[Any, ...], list[Any]] = {}
+    for doc_id, doc_mentions in mentions_of.items():
+        for ticker, event_at in doc_mentions:
+            mention_is_new = doc_id in new_docs or (doc_id, ticker) in new_mention_keys
+            for model_version, score, label in scores_of.get(doc_id, ()):
+                if mention_is_new or (doc_id, model_version) in new_score_keys:
+                    _add(tickers, (model_version, hour_of(event_at), ticker), score, label)
+
+    counters = ["n", "sum_score", "n_negative"]
+    _upsert_sums(
+        conn,
+        [
+            (DOCUMENTS_HOURLY, ["bucket", "kind"], ["n"], documents),
+            (SENTIMENT_HOURLY, ["model_version", "bucket", "kind"], counters, market),
+            (TICKER_HOURLY, ["model_version", "bucket", "ticker"], counters, tickers),
+        ],
+    )
+
+
+def _pairs_of_old_documents(
+    conn: Connection,
+    old: list[int],
+    mentions_of: dict[int, list[tuple[str, datetime]]],
+    scores_of: dict[int, list[tuple[str, float, str]]],
+) -> tuple[dict[int, list[tuple[str, datetime]]], dict[int, list[tuple[str, float, str]]]]:
+    """All stored mentions and scores of documents stored before this batch (this batch's
+    new rows included).
+
+    On PostgreSQL the documents are locked first (FOR NO KEY UPDATE, which inserts that
+    reference them do not wait for): of two writers adding a mention and a score to the same
+    document at once, the second to lock reads after the first committed and counts the pair
+    the first could not see.
+    """
+    stored_before = set(old)
+    mentions_of = {k: v for k, v in mentions_of.items() if k not in stored_before}
+    scores_of = {k: v for k, v in scores_of.items() if k not in stored_before}
+    for i in range(0, len(old), _KEY_CHUNK):
+        chunk = old[i : i + _KEY_CHUNK]
+        if conn.dialect.name == "postgresql":
+            conn.execute(
+                select(DOCUMENTS.c.id)
+                .where(DOCUMENTS.c.id.in_(chunk))
+                .order_by(DOCUMENTS.c.id)
+                .with_for_update(key_share=True)
+            ).all()
+        found = conn.execute(
+            select(MENTIONS.c.document_id, MENTIONS.c.ticker, MENTIONS.c.event_at).where(
+                MENTIONS.c.document_id.in_(chunk)
+            )
+        )
+        for doc_id, ticker, event_at in found:
+            mentions_of.setdefault(doc_id, []).append((ticker, event_at))
+        found = conn.execute(
+            select(
+                SCORES.c.document_id, SCORES.c.model_version, SCORES.c.score, SCORES.c.label
+            ).where(SCORES.c.document_id.in_(chunk))
+        )
+        for doc_id, model_version, score, label in found:
+            scores_of.setdefault(doc_id, []).append((model_version, score, label))
+    return mentions_of, scores_of
+
+
+Sums = tuple[Table, list[str], list[str], dict[tuple[Any, ...], list[Any]]]
+
+
+def _upsert_sums(conn: Connection, plan: list[Sums]) -> None:
+    """For each (table, key, counters, sums): INSERT .. ON CONFLICT (key) DO UPDATE SET
+    counter = counter + excluded.counter.
+
+    Rows go in sorted by key, tables always in the plan's order: concurrent PostgreSQL
+    writers then lock the rows they share (the current hour's) in one order. PostgreSQL
+    gets the three upserts as ONE statement of the same text every time (empty arrays for
+    a table with nothing to add): one round trip, prepared once.
+    """
+    rows = {
+        table.name: [
+            dict(zip(key + counters, (*k, *sums[k]), strict=True)) for k in sorted(sums)
+        ]
+        for table, key, counters, sums in plan
+    }
+    if conn.dialect.name != "postgresql":
+        for table, key, counters, _ in plan:
+            if rows[table.name]:
+                conn.execute(_sqlite_upsert(table, tuple(key), tuple(counters)), rows[table.name])
+        return
+    if not any(rows.values()):
+        return
+    quote = conn.dialect.identifier_preparer.quote
+    statements: list[str] = []
+    params: dict[str, list[Any]] = {}
+    for i, (table, key, counters, _) in enumerate(plan):
+        sql, table_params = _pg_unnest_insert(conn, table, key + counters, rows[table.name],
+                                              f"t{i}_")
+        target = quote(table.name)
+        statements.append(
+            f"{sql} ON CONFLICT ({', '.join(quote(k) for k in key)}) DO UPDATE SET "
+            + ", ".join(f"{quote(c)} = {target}.{quote(c)} + EXCLUDED.{quote(c)}" for c in counters)
+        )
+        params.update(table_params)
+    *first, last = statements
+    if first:
+        last = "WITH " + ", ".join(f"u{i} AS ({sql})" for i, sql in enumerate(first)) + " " + last
+    conn.execute(text(last), params)
+
+
+@cache
+def _sqlite_upsert(table: Table, key: tuple[str, ...], counters: tuple[str, ...]) -> Any:
+    """The SQLite upsert as text with typed parameters: unlike the dialect's ``insert()``,
+    SQLAlchemy caches its compiled form, which halves the cost of a batch's upserts."""
+    cols = [*key, *counters]
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(cols)}) "
+        f"VALUES ({', '.join(f':{c}' for c in cols)}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+        + ", ".join(f"{c} = {c} + excluded.{c}" for c in counters)
+    )
+    return text(sql).bindparams(*(bindparam(c, type_=table.c[c].type) for c in cols))
 
 
 # --- reference data ----------------------------------------------------------------------
