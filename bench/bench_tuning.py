@@ -10,6 +10,8 @@ shipped INT8 model on ONNX Runtime directly, so that session options can be vari
 - batching: batch size (1 = one text per call), token budget, length-sorted vs arrival order.
 - tokenization: once (ids kept, padded in numpy) vs twice (count, then encode each batch).
 - max_length 64 vs 128 (accuracy on the PhraseBank test split beside it).
+- model (``--extra-onnx``): candidate ONNX files, e.g. an INT8 model quantized after ONNX
+  Runtime's transformer fusions (QAttention), with their accuracy.
 
     python bench/bench_tuning.py [--n 2048] [--rounds 3] [--groups threads,graph,batch,...]
 """
@@ -36,7 +38,7 @@ class Runner:
     """The shipped INT8 model with explicit session options (what the variants change)."""
 
     def __init__(self, model_dir: str, threads: int = 0, spinning: bool = True,
-                 level: str = "all", sessions: int = 1) -> None:
+                 level: str = "all", sessions: int = 1, onnx_file: str | None = None) -> None:
         import onnxruntime as ort
         from transformers import AutoConfig, AutoTokenizer
 
@@ -54,7 +56,7 @@ class Runner:
             o.graph_optimization_level = levels[level]
             o.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
             self.sessions.append(ort.InferenceSession(
-                f"{model_dir}/{INT8_FILE}", o, providers=["CPUExecutionProvider"]))
+                onnx_file or f"{model_dir}/{INT8_FILE}", o, providers=["CPUExecutionProvider"]))
         self.pool = ThreadPoolExecutor(sessions) if sessions > 1 else None
 
     def run_ids(self, ids: list[list[int]], session: int = 0) -> np.ndarray:
@@ -110,7 +112,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 Variant = tuple[str, str, Callable[[], Runner], dict[str, Any]]
 
 
-def variants(model: str, cores: int, groups: set[str]) -> list[Variant]:
+def variants(model: str, cores: int, groups: set[str], extra: list[str]) -> list[Variant]:
     """(group, label, runner factory, score kwargs); the first of each group is its reference
     (the settings finsent ships)."""
     out: list[Variant] = []
@@ -142,6 +144,11 @@ def variants(model: str, cores: int, groups: set[str]) -> list[Variant]:
     add("tokenize", "tokenize twice (count, then encode batch)", shipped, tokenize_once=False)
     add("max_length", "max_length 128 (shipped)", shipped)
     add("max_length", "max_length 64", shipped, max_length=64)
+    if extra:
+        add("model", "shipped model_int8.onnx", shipped)
+    for path in extra:
+        add("model", f"candidate {path}",
+            lambda p=path: Runner(model, threads=0, spinning=False, onnx_file=p))
     return out
 
 
@@ -152,13 +159,17 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2048)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--groups", default="threads,graph,batch,tokenize,max_length")
+    ap.add_argument("--extra-onnx", default="", help="comma-separated candidate ONNX files "
+                    "(same tokenizer and labels) to time and score beside the shipped one")
     ap.add_argument("--name", default="tuning")
     args = ap.parse_args()
     import os
 
     cores = os.cpu_count() or 1
     texts = stocknet_texts(args.n)
-    vs = variants(args.model, cores, set(args.groups.split(",")))
+    extra = [p for p in args.extra_onnx.split(",") if p]
+    groups = set(args.groups.split(",")) | ({"model"} if extra else set())
+    vs = variants(args.model, cores, groups, extra)
     runners: dict[int, Runner] = {}
     factories: dict[Callable[[], Runner], Runner] = {}
     for i, (_, _, factory, _) in enumerate(vs):
@@ -179,7 +190,7 @@ def main() -> None:
     split = phrasebank_split(DATA)
     acc: dict[int, float] = {}
     for i, (group, _, _, kw) in enumerate(vs):
-        if group == "max_length":
+        if group in ("max_length", "model"):
             probs = runners[i].score(split.test.texts, **kw)
             pred = [LABEL2ID[runners[i].labels[j]] for j in probs.argmax(axis=1)]
             acc[i] = round(float(np.mean([p == g for p, g in
