@@ -116,7 +116,8 @@ class DocumentsHourly(Base):
     batch's own transaction from the rows it really inserted, so a replayed batch adds
     nothing; migration 0004 backfilled what was stored before. Counts and sums, never
     means: every batch adds to them exactly, and a mean over any set of hours is
-    ``sum(sum_score) / sum(n)``.
+    ``sum(sum_score) / sum(n)``. Nothing deletes documents or scores today; code that ever
+    does must subtract from these in the same transaction.
     """
 
     __tablename__ = "documents_hourly"

@@ -9,6 +9,10 @@ on SQLite the text SQLAlchemy stores for a DateTime (``YYYY-MM-DD HH:00:00.00000
 PostgreSQL ``date_trunc('hour', ...)``. It runs inside the migration's transaction (and lock),
 so no batch lands between the backfill and the first increment.
 
+The hourly views of 0002 (``ticker_sentiment_hour``, ``market_sentiment_hour``) are
+redefined over the rollups: same columns, same numbers (a mean is ``sum_score / n``), but an
+analyst's query no longer groups the raw tables. Downgrading restores 0002's definitions.
+
 Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-29
@@ -17,6 +21,7 @@ Create Date: 2026-11-29
 from __future__ import annotations
 
 from collections.abc import Sequence
+from importlib import import_module
 
 import sqlalchemy as sa
 from alembic import op
@@ -65,6 +70,42 @@ GROUP BY s.model_version, {mention_hour}, m.ticker""",
     ]
 
 
+_SHARES = """n AS n,
+       sum_score / n AS mean_score,
+       CAST(n_negative AS DOUBLE PRECISION) / n AS negative_share"""
+_VIEWS = {
+    "ticker_sentiment_hour": f"""
+SELECT ticker AS ticker,
+       bucket AS bucket,
+       model_version AS model_version,
+       {_SHARES}
+FROM ticker_hourly""",
+    "market_sentiment_hour": f"""
+SELECT bucket AS bucket,
+       kind AS kind,
+       model_version AS model_version,
+       {_SHARES}
+FROM sentiment_hourly""",
+}
+
+
+def _views_of_0002() -> dict[str, str]:
+    """0002's bodies of the two views, from 0002 itself (a frozen revision)."""
+    v0002 = import_module("storage.migrations.versions.0002_views")
+    sqlite = op.get_context().dialect.name == "sqlite"
+    buckets = v0002._SQLITE_BUCKET if sqlite else v0002._PG_BUCKET
+    return {
+        "ticker_sentiment_hour": v0002._ticker_view(buckets["hour"].format(col="m.event_at")),
+        "market_sentiment_hour": v0002._market_view(buckets["hour"].format(col="d.event_at")),
+    }
+
+
+def _replace_views(bodies: dict[str, str]) -> None:
+    for name, body in bodies.items():
+        op.execute(f"DROP VIEW {name}")
+        op.execute(f"CREATE VIEW {name} AS{body}")
+
+
 def upgrade() -> None:
     op.create_table(
         "documents_hourly",
@@ -91,8 +132,10 @@ def upgrade() -> None:
     )
     for statement in _backfill(_HOUR[op.get_context().dialect.name]):
         op.execute(statement)
+    _replace_views(_VIEWS)
 
 
 def downgrade() -> None:
+    _replace_views(_views_of_0002())
     for table in ("ticker_hourly", "sentiment_hourly", "documents_hourly"):
         op.drop_table(table)
