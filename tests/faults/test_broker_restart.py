@@ -5,7 +5,9 @@ the group's offsets. The test accounts for that the way an operator would: it re
 topics and publishes everything again (the store's upsert makes the repeats harmless). The
 worker process and the test's one ``Publisher`` keep running: both must reconnect by
 themselves and say so in their logs. Dead letters are sent only after the restart, through
-the worker's own (recreated) dead-letter producer.
+the worker's own dead-letter producer. The records are published again in reverse order, so
+none sits at its old offset: a worker resuming from positions it held before the restart
+would skip records.
 """
 
 from __future__ import annotations
@@ -65,8 +67,10 @@ def test_broker_restart_on_same_port(  # type: ignore[no-untyped-def]
         create_topics()  # as `finsent broker` does on start
         say(f"broker back on the same port after {t_up - t_down:.1f} s")
 
-        # everything again: what was consumed before is upserted, the rest is new
-        ids = publish_good(publisher, s, range(N), SOURCE)
+        # everything again, newest first: what was stored before is upserted, the rest is
+        # new, and no record sits at the offset it had before the restart (a worker that kept
+        # its old positions would skip records)
+        ids = publish_good(publisher, s, range(N - 1, -1, -1), SOURCE)
         bad_keys = []
         for i in range(N_BAD):
             key = f"bad-{i}".encode()
@@ -104,7 +108,7 @@ def test_broker_restart_on_same_port(  # type: ignore[no-untyped-def]
     fault_report.add(
         "3 broker restart",
         f"Tansu stopped (SIGINT) and restarted on the same port; all {N} records "
-        f"re-published, {N_BAD} bad ones after the restart",
+        f"re-published in reverse order, {N_BAD} bad ones after the restart",
         tally,
         f"storing again {recovery:.1f} s after the broker is back",
     )

@@ -129,7 +129,7 @@ def test_postgres_unreachable_for_30s(  # type: ignore[no-untyped-def]
     fault_report.add(
         "2a PostgreSQL unreachable",
         f"TCP proxy cut for 30 s (connections reset, new ones refused); "
-        f"{during['finsent_db_retries_total']:.0f} retries",
+        f"retries: {during['finsent_db_retries_total']:.0f}",
         tally,
         f"storing again {recovery:.1f} s after the proxy is back",
     )
@@ -153,13 +153,13 @@ def test_sqlite_locked_by_another_writer(  # type: ignore[no-untyped-def]
             conn.close()
 
     # longer than the worker's busy timeout (10 s), so statements fail and are retried
-    ids, recovery, during = _run_outage(s, worker, exclusive_lock, outage_s=25)
+    ids, recovery, during = _run_outage(s, worker, exclusive_lock, outage_s=15)
     _check_worker_said_so(worker, during)
     tally = assert_exactly_once(s.database_url, ids, SOURCE)
     fault_report.add(
         "2b SQLite locked",
-        f"another connection holds BEGIN EXCLUSIVE for 25 s; "
-        f"{during['finsent_db_retries_total']:.0f} retries",
+        f"another connection holds BEGIN EXCLUSIVE for 15 s; "
+        f"retries: {during['finsent_db_retries_total']:.0f}",
         tally,
         f"storing again {recovery:.1f} s after the lock is released",
     )
