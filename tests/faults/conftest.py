@@ -2,7 +2,10 @@
 exactly-once check every fault test ends with, plus the run's summary table.
 
 Each test records one row with ``fault_report.add(...)``; the rows are printed at the end of
-the pytest run ("finsent fault suite" section), with the recovery times measured in that run.
+the pytest run ("finsent fault suite" section), with the recovery times measured in that run,
+and written as JSON to ``$FINSENT_FAULT_REPORT`` when that is set.
+
+Run the suite alone with ``pytest -m fault tests/faults`` (the slowest are also ``slow``).
 """
 
 from __future__ import annotations

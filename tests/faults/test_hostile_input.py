@@ -140,6 +140,7 @@ def _dead_letter_topic_size(bootstrap: str, topic: str, timeout_s: float = 30) -
         consumer.close()
 
 
+@pytest.mark.slow
 def test_hostile_records_dead_lettered_good_ones_stored(  # type: ignore[no-untyped-def]
     tansu, topic_names, db_url, fault_model_dir, workers, fault_report
 ):
