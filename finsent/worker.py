@@ -457,22 +457,24 @@ class Worker:
 
         Records this poll fetched for those partitions are dropped (they come again).
         """
+        pending, self.reseek = self.reseek, set()  # a rebalance meanwhile marks anew
         assigned = self.consumer.assignment()
-        parts = [tp for tp in self.reseek if tp in assigned]
+        parts = [tp for tp in pending if tp in assigned]
         try:
             starts: dict[TopicPartition, int | None] = {
                 tp: self.consumer.committed(tp, timeout_ms=10_000) for tp in parts
             }
         except KafkaError as e:  # coordinator not ready yet: next loop tries again
             log.warning("committed offsets unavailable (%s); retrying", e)
-            return [r for r in records
-                    if TopicPartition(r.topic, r.partition) not in self.reseek]
+            self.reseek |= pending
+            return [r for r in records if TopicPartition(r.topic, r.partition) not in pending]
         for tp, offset in starts.items():
+            if tp not in self.consumer.assignment():
+                continue
             if offset is None:
                 self.consumer.seek_to_beginning(tp)
             else:
                 self.consumer.seek(tp, offset)
-        self.reseek = set()
         log.info("reading from the committed offsets: %s", ", ".join(
             f"{tp.topic}[{tp.partition}]={'start' if o is None else o}"
             for tp, o in sorted(starts.items())
