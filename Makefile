@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install up test test-fast lint bench
+.PHONY: install up test test-fast test-faults lint bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ test: install
 
 test-fast: install
 	$(BIN)/pytest -q -m "not slow and not browser"
+
+test-faults: install
+	$(BIN)/pytest -q -m fault tests/faults
 
 lint: install
 	$(BIN)/ruff check .
