@@ -97,6 +97,10 @@ def cpu_default(model_dir: Path) -> str:
 
 
 def _cuda_available() -> bool:
+    # Without an NVIDIA driver there is no CUDA: answer without importing torch, which costs
+    # seconds on every worker (re)start of the ONNX path.
+    if not (Path("/proc/driver/nvidia").exists() or os.environ.get("CUDA_VISIBLE_DEVICES")):
+        return False
     try:
         import torch
     except ImportError:
@@ -199,13 +203,65 @@ class TorchBackend(_Tokenizing):
         return _to_sentiments(torch.softmax(logits, dim=-1).cpu().numpy(), self.index)
 
 
-class OnnxBackend(_Tokenizing):
+class _FastTokenizing:
+    """The model's ``tokenizer.json`` through the ``tokenizers`` library alone.
+
+    Same encodings as transformers' fast tokenizer (which wraps the same file), without
+    importing torch and transformers: a worker on the ONNX path starts seconds sooner, which
+    is what crash recovery waits for.
+    """
+
+    max_length: int
+
+    def _load_tokenizer(self, model_dir: Path) -> None:
+        from tokenizers import Tokenizer
+
+        path = model_dir / "tokenizer.json"
+        try:
+            tok = Tokenizer.from_file(str(path))
+        except Exception as e:  # tokenizers raises untyped errors
+            raise ScorerError(f"cannot load the tokenizer {path}: {e}") from e
+        tok.enable_truncation(max_length=self.max_length)
+        tok.no_padding()
+        self.tokenizer = tok
+        pad = tok.token_to_id("[PAD]")
+        self.pad_id = 0 if pad is None else pad
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        return [len(e.ids) for e in self.tokenizer.encode_batch(list(texts))]
+
+    def _encode_np(self, texts: Sequence[str]) -> dict[str, Any]:
+        import numpy as np
+
+        encs = self.tokenizer.encode_batch(list(texts))
+        width = max(len(e.ids) for e in encs)
+        ids = np.full((len(encs), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(encs), width), dtype=np.int64)
+        types = np.zeros((len(encs), width), dtype=np.int64)
+        for row, e in enumerate(encs):
+            n = len(e.ids)
+            ids[row, :n] = e.ids
+            mask[row, :n] = 1
+            types[row, :n] = e.type_ids
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+
+
+def _id2label(model_dir: Path) -> Any:
+    """The config's id2label without transformers (config.json is plain JSON)."""
+    from types import SimpleNamespace
+
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    return SimpleNamespace(id2label=config.get("id2label", {}))
+
+
+class OnnxBackend(_FastTokenizing):
     """ONNX Runtime on CPU (INT8 shipped; fp32 exported on demand)."""
 
     def __init__(self, model_dir: Path, onnx_file: Path, name: str, max_length: int,
                  threads: int) -> None:
         import onnxruntime as ort
-        from transformers import AutoConfig
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads  # 0 = ONNX Runtime's default: all physical cores
@@ -225,9 +281,9 @@ class OnnxBackend(_Tokenizing):
             raise ScorerError(f"cannot load ONNX model {onnx_file}: {e}") from e
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.name = name
-        self.tokenizer = _tokenizer(model_dir)
         self.max_length = max_length
-        self.index = _label_index(AutoConfig.from_pretrained(model_dir, local_files_only=True))
+        self._load_tokenizer(model_dir)
+        self.index = _label_index(_id2label(model_dir))
         self.model_version = f"{model_name(model_dir)}:{name}"
 
     def predict(self, texts: Sequence[str]) -> list[Sentiment]:
@@ -235,8 +291,8 @@ class OnnxBackend(_Tokenizing):
 
         if not texts:
             return []
-        enc = self._encode(texts, "np")
-        feed = {k: v.astype(np.int64) for k, v in enc.items() if k in self.inputs}
+        enc = self._encode_np(texts)
+        feed = {k: v for k, v in enc.items() if k in self.inputs}
         if "token_type_ids" in self.inputs and "token_type_ids" not in feed:
             feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
         logits = self.session.run(["logits"], feed)[0].astype(np.float64)
