@@ -55,9 +55,14 @@ def run_stack(settings: Settings, *, port: int, workers: int, rate: float, dashb
 
     prepare_store(settings)
     console.print(f"[bold]store[/]      {settings.database_url} (migrated)")
-    broker = EmbeddedBroker(port=port or None)
+    broker = EmbeddedBroker(port=port or _preferred_port(settings))
     broker.start()
     console.print(f"[bold]broker[/]     kafka://{broker.bootstrap} (embedded Tansu, in-memory)")
+    if broker.bootstrap != settings.kafka_bootstrap:
+        console.print(f"           other shells: export FINSENT_KAFKA_BOOTSTRAP={broker.bootstrap}")
+    # a supervisor's SIGTERM stops the children as Ctrl-C does, instead of orphaning them
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)
     topics = [*settings.topics, settings.topic_deadletter]
     ensure_topics(
         broker.bootstrap, topics, settings.topic_partitions, settings.kafka_client_options()
@@ -103,9 +108,28 @@ def run_stack(settings: Settings, *, port: int, workers: int, rate: float, dashb
     except KeyboardInterrupt:
         console.print("stopping…")
     finally:
+        # a second Ctrl-C must not cut the orderly stop short
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         _stop_all(children)
         broker.stop()
         console.print("all components stopped")
+
+
+def _raise_interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _preferred_port(settings: Settings) -> int | None:
+    """The configured bootstrap's port when it is loopback and free, so `finsent status` and
+    `finsent sql` in another shell find the broker with no extra setting; else any free port."""
+    from ingest.broker import port_in_use
+
+    host, _, port = settings.kafka_bootstrap.split(",")[0].rpartition(":")
+    loopback = host in ("127.0.0.1", "localhost") and port.isdigit()
+    if loopback and not port_in_use("127.0.0.1", int(port)):
+        return int(port)
+    return None
 
 
 def _supervise(children: list[Child], env: dict[str, str]) -> None:

@@ -58,3 +58,32 @@ def test_up_scores_grow_and_ctrl_c_stops_everything(tmp_path):  # type: ignore[n
     assert "all components stopped" in out, out[-3000:]
     time.sleep(0.5)
     assert proc.returncode == 0, out[-3000:]
+
+
+def test_up_sigterm_to_the_supervisor_stops_its_children(tmp_path):  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path / 'up.db'}"
+    env = dict(os.environ, FINSENT_DATABASE_URL=url)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "finsent.cli", "up", "--no-dashboard", "--rate", "5"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: _scores(url) > 0, 180, "the first scores")
+        proc.send_signal(signal.SIGTERM)  # the supervisor alone, as systemd or docker would
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, out[-3000:]
+    pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", out)]
+    assert pids, out
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        raise AssertionError(f"child {pid} outlived its supervisor")
