@@ -2,10 +2,13 @@
 
 1. Pipeline profile: ``--n`` StockNet tweets are published to Tansu, one ``finsent worker``
    (SQLite store) starts, and once its first batch is committed py-spy (``pip install
-   py-spy``) attaches and samples it until every record is stored. The worker's main thread's
-   samples are put in buckets by the frames on their stack: tokenization, model (ONNX Runtime
-   ``run``), Kafka client (fetch, poll, commit, keep-alive), database (SQLAlchemy, driver),
-   decode/validate (JSON, pydantic), ticker extraction, other Python.
+   py-spy``) attaches and samples it until every record is stored (draining a backlog: big
+   batches). Then, same worker, records are published at ``--fraction`` of that throughput
+   for ``--rate-s`` seconds (the latency test's regime: small batches) under py-spy again.
+   The worker's main thread's samples are put in buckets by the frames on their stack:
+   tokenization, model (ONNX Runtime ``run``), Kafka client (fetch, poll, commit,
+   keep-alive), idle in poll, database (SQLAlchemy, driver), decode/validate (JSON,
+   pydantic), ticker extraction, other Python.
 2. Model profile: ONNX Runtime's own profiler on the same texts, time per operator type
    (INT8 matmuls, dynamic quantization, attention's softmax, layer norms, ...).
 3. The limit: FLOPs per record for this model (2 x multiply-adds of every linear layer per
@@ -34,8 +37,25 @@ from typing import Any
 
 import numpy as np
 from bench_scorer import batched
-from common import load_average, machine, stocknet_texts, table, write_result
-from pipeline import batch_rate, bench_settings, broker, doc_count, ingest_times, preload, store
+from common import (
+    latency_summary_ms,
+    load_average,
+    machine,
+    stocknet_texts,
+    table,
+    write_result,
+)
+from pipeline import (
+    batch_rate,
+    bench_settings,
+    broker,
+    doc_count,
+    ingest_times,
+    preload,
+    publish_at_rate,
+    store,
+    wait_for_rows,
+)
 from pipeline import workers as start_workers
 
 from finsent.config import load_settings
@@ -66,31 +86,20 @@ def bucket_of(stack: str) -> str:
     return "other Python (worker loop, batching, dataclasses)"
 
 
-def profile_pipeline(texts: list[str], rate: int) -> dict[str, Any]:
+def _attach(pid: int, rate: int, out_file: Path) -> subprocess.Popen[bytes]:
     spy = Path(sys.executable).with_name("py-spy")
-    out_file = Path(tempfile.mkdtemp(prefix="finsent-prof-")) / "worker.txt"
-    with broker() as b, store("sqlite") as url:
-        s = bench_settings(b.bootstrap, url)
-        engine = make_engine(url)
-        preload(b.bootstrap, s.topic_comments, texts, "prof")
-        with start_workers(s, 1) as (w,):
-            while doc_count(engine, "prof") == 0:
-                w.check_alive()
-                time.sleep(0.05)
-            attached = time.perf_counter()
-            spy_proc = subprocess.Popen(
-                [str(spy), "record", "--pid", str(w.pid), "--format", "raw", "--rate", str(rate),
-                 "--idle", "--threads", "-o", str(out_file)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            while doc_count(engine, "prof") < len(texts):
-                w.check_alive()
-                time.sleep(0.2)
-            seconds = time.perf_counter() - attached
-            spy_proc.send_signal(signal.SIGINT)
-            spy_proc.wait(60)
-            pid = w.pid
-        times = [t for t, _ in ingest_times(engine, "prof")]
-        engine.dispose()
+    return subprocess.Popen(
+        [str(spy), "record", "--pid", str(pid), "--format", "raw", "--rate", str(rate),
+         "--idle", "--threads", "-o", str(out_file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _detach(spy_proc: subprocess.Popen[bytes]) -> None:
+    spy_proc.send_signal(signal.SIGINT)
+    spy_proc.wait(60)
+
+
+def _buckets(out_file: Path, pid: int) -> dict[str, Any]:
     counts: Counter[str] = Counter()
     leaves: Counter[str] = Counter()
     total = 0
@@ -99,16 +108,59 @@ def profile_pipeline(texts: list[str], rate: int) -> dict[str, Any]:
         if not stack.startswith(f"thread ({pid})"):
             continue  # only the main thread does the work; the others are Kafka's I/O threads
         total += int(n)
-        counts[bucket_of(stack)] += int(n)
-        leaves[stack.rsplit(";", 1)[-1]] += int(n)
+        leaf = stack.rsplit(";", 1)[-1]
+        idle = "poll_records (ingest/consumer.py" in stack and (
+            "selectors.py" in leaf or "threading.py" in leaf or "socket" in leaf)
+        counts["idle: waiting for records (poll)" if idle else bucket_of(stack)] += int(n)
+        leaves[leaf] += int(n)
     return {
-        "throughput": batch_rate(times),
-        "profiled_s": round(seconds, 1),
         "samples_main_thread": total,
         "buckets_percent": {k: round(v / total * 100, 1) for k, v in counts.most_common()},
         "top_leaf_frames_percent": {k: round(v / total * 100, 1)
                                     for k, v in leaves.most_common(15)},
     }
+
+
+def profile_pipeline(texts: list[str], lat_texts: list[str], rate: int,
+                     fraction: float) -> dict[str, Any]:
+    """The worker under py-spy twice: draining a backlog (throughput), then at a fixed
+    publish rate of ``fraction`` x that throughput (the latency test's regime)."""
+    tmp = Path(tempfile.mkdtemp(prefix="finsent-prof-"))
+    out: dict[str, Any] = {}
+    with broker() as b, store("sqlite") as url:
+        s = bench_settings(b.bootstrap, url)
+        engine = make_engine(url)
+        preload(b.bootstrap, s.topic_comments, texts, "prof")
+        with start_workers(s, 1) as (w,):
+            while doc_count(engine, "prof") == 0:
+                w.check_alive()
+                time.sleep(0.05)
+            spy = _attach(w.pid, rate, tmp / "throughput.txt")
+            while doc_count(engine, "prof") < len(texts):
+                w.check_alive()
+                time.sleep(0.2)
+            _detach(spy)
+            times = [t for t, _ in ingest_times(engine, "prof")]
+            out["throughput"] = {**batch_rate(times), **_buckets(tmp / "throughput.txt", w.pid)}
+            print("throughput regime", out["throughput"]["buckets_percent"], load_average(),
+                  flush=True)
+
+            at = out["throughput"]["records_per_s"] * fraction
+            spy = _attach(w.pid, rate, tmp / "rate.txt")
+            publish = publish_at_rate(b.bootstrap, s.topic_comments, lat_texts, "rate", at)
+            wait_for_rows(engine, "rate", len(lat_texts), timeout=600, procs=[w])
+            _detach(spy)
+            rows = ingest_times(engine, "rate")
+            out["fixed_rate"] = {
+                **publish, "batches": len({t for t, _ in rows}),
+                "mean_batch_records": round(len(rows) / len({t for t, _ in rows}), 1),
+                "latency_to_transaction_begin": latency_summary_ms(
+                    [t - float(e["sent_at"]) for t, e in rows]),
+                **_buckets(tmp / "rate.txt", w.pid)}
+            print("fixed-rate regime", out["fixed_rate"]["buckets_percent"], load_average(),
+                  flush=True)
+        engine.dispose()
+    return out
 
 
 def profile_model(texts: list[str]) -> dict[str, Any]:
@@ -204,6 +256,9 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=6000, help="records through the profiled worker")
     ap.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
+    ap.add_argument("--fraction", type=float, default=0.5,
+                    help="fixed publish rate of the second phase, x measured throughput")
+    ap.add_argument("--rate-s", type=float, default=15.0, help="seconds of the second phase")
     ap.add_argument("--name", default="profile")
     args = ap.parse_args()
     texts = stocknet_texts(args.n)
@@ -217,8 +272,9 @@ def main() -> None:
     alone = batched(backend, texts, s.batch_max_size, s.batch_max_tokens)
     print("scorer alone", alone["records_per_s"], load_average(), flush=True)
     del backend
-    result["pipeline"] = profile_pipeline(texts, args.rate)
-    print("pipeline", result["pipeline"]["buckets_percent"], load_average(), flush=True)
+    n_rate = int(alone["records_per_s"] * args.fraction * args.rate_s)
+    lat_texts = stocknet_texts(args.n + n_rate)[args.n:]
+    result["pipeline"] = profile_pipeline(texts, lat_texts, args.rate, args.fraction)
     result["model_operators_percent"] = profile_model(texts[:1024])
 
     flops = flops_per_record(Path(s.model), lengths)
@@ -238,8 +294,13 @@ def main() -> None:
         "reached_gops_effective": {k: round(v * flops / 1e9, 1) for k, v in reached.items()},
         "scorer_fraction_of_int8_peak": round(reached["scorer_alone"] / limit_int8, 3),
     }
-    rows = [[k, f"{v}%"] for k, v in result["pipeline"]["buckets_percent"].items()]
-    human = "Worker main thread, share of samples:\n" + table(rows, ["where", "share"])
+    thr, fix = result["pipeline"]["throughput"], result["pipeline"]["fixed_rate"]
+    names = list(dict.fromkeys([*thr["buckets_percent"], *fix["buckets_percent"]]))
+    rows = [[k, f"{thr['buckets_percent'].get(k, 0)}%", f"{fix['buckets_percent'].get(k, 0)}%"]
+            for k in names]
+    human = "Worker main thread, share of samples:\n" + table(
+        rows, ["where", f"draining a backlog ({thr['records_per_s']} rec/s)",
+               f"fixed {fix['achieved_rate']} rec/s ({fix['mean_batch_records']} rec/batch)"])
     human += "\n\nModel time by ONNX operator:\n" + table(
         [[k, f"{v}%"] for k, v in result["model_operators_percent"].items()], ["op", "share"])
     lim = result["limit"]

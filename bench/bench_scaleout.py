@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 from common import load_average, machine, stocknet_texts, table, write_result
@@ -25,6 +24,7 @@ from pipeline import (
     batch_rate,
     bench_settings,
     broker,
+    cpu_seconds,
     group_members,
     ingest_times,
     preload,
@@ -34,13 +34,6 @@ from pipeline import (
 )
 
 from storage.db import make_engine
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
 def run(bootstrap: str, kind: str, count: int, threads: int, texts: list[str]) -> dict[str, Any]:
