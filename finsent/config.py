@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from finsent.exceptions import FinsentError
 from finsent.paths import DEFAULT_MODEL_DIR, SHARED_DATA_DIR
 
 
@@ -140,5 +141,15 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Environment + explicit overrides (CLI flags); None values mean 'not given'."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Environment + explicit overrides (CLI flags); None values mean 'not given'.
+
+    A bad value (flag or FINSENT_* variable) becomes one FinsentError line naming the setting,
+    which the CLI prints with exit code 2.
+    """
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        env = f" (FINSENT_{where.upper()})" if where in Settings.model_fields else ""
+        raise FinsentError(f"invalid {where}{env}: {first.get('msg')}") from e

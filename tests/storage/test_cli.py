@@ -200,7 +200,9 @@ def test_a_bad_setting_in_the_environment_is_one_line(tmp_path: Path) -> None:
     env = {**CLEAN_ENV, "FINSENT_SQL_TIMEOUT_S": "soon"}
     result = invoke("sql", "SELECT 1", "--database-url", f"sqlite:///{tmp_path}/x.db", env=env)
     assert result.exit_code == 2
-    assert result.stderr.startswith("finsent: error: invalid setting sql_timeout_s")
+    assert result.stderr.startswith(
+        "finsent: error: invalid sql_timeout_s (FINSENT_SQL_TIMEOUT_S):"
+    )
 
 
 def test_the_installed_command_refuses_with_exit_2(sqlite_url: str) -> None:
