@@ -1,6 +1,6 @@
 """Every benchmark in turn (``make bench``), one at a time so that they do not compete.
 
-    python bench/run_all.py [--quick] [--only scorer,tuning,e2e,profile,scaleout,memory]
+    python bench/run_all.py [--quick] [--only scorer,e2e,memory,...]
 
 ``--quick`` shrinks every run to a smoke test (minutes, figures meaningless); results go to
 ``bench/results/*.json`` either way (quick ones with a ``quick_`` prefix). The full set takes
@@ -20,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 FULL: dict[str, list[str]] = {
     "scorer": ["bench_scorer.py"],
     "tuning": ["bench_tuning.py"],
+    "int8_batching": ["bench_int8_batching.py"],
     "e2e": ["bench_e2e.py"],
     "profile": ["bench_profile.py"],
     "scaleout": ["bench_scaleout.py"],
@@ -29,6 +30,8 @@ QUICK: dict[str, list[str]] = {
     "scorer": ["bench_scorer.py", "--n", "64", "--naive-n", "32", "--naive-probe", "16",
                "--rounds", "1"],
     "tuning": ["bench_tuning.py", "--n", "128", "--rounds", "1"],
+    "int8_batching": ["bench_int8_batching.py", "--sizes", "1,64", "--seeds", "1", "--rounds",
+                      "1", "--n", "64"],
     "e2e": ["bench_e2e.py", "--n", "1200", "--latency-s", "3"],
     "profile": ["bench_profile.py", "--n", "1200"],
     "scaleout": ["bench_scaleout.py", "--n", "1200", "--workers", "1,2"],
