@@ -4,8 +4,10 @@ Each variant scores the same StockNet tweets end to end (tokenize, plan, run, so
 shipped INT8 model on ONNX Runtime directly, so that session options can be varied freely:
 
 - threads: intra-op threads 1 vs all cores; spinning on (ONNX Runtime's default) vs off;
+  ``threads_small``: the same on polls of 5 texts in arrival order (the fixed-rate regime);
   ``pool``: one single-threaded session per core, batches handed out to a thread per session
   (ONNX Runtime releases the GIL), i.e. parallel over batches instead of inside each matmul.
+- ``--burners N`` runs N busy-loop processes meanwhile: a neighbour's job, under control.
 - graph optimization level: basic vs all.
 - batching: batch size (1 = one text per call), token budget, length-sorted vs arrival order,
   with accuracy: dynamic INT8 quantization scales activations per batch, so batch-mates
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +44,8 @@ class Runner:
     """The shipped INT8 model with explicit session options (what the variants change)."""
 
     def __init__(self, model_dir: str, threads: int = 0, spinning: bool = True,
-                 level: str = "all", sessions: int = 1, onnx_file: str | None = None) -> None:
+                 level: str = "all", sessions: int = 1, onnx_file: str | None = None,
+                 config: dict[str, str] | None = None) -> None:
         import onnxruntime as ort
         from transformers import AutoConfig, AutoTokenizer
 
@@ -57,6 +62,8 @@ class Runner:
             o.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
             o.graph_optimization_level = levels[level]
             o.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+            for key, value in (config or {}).items():
+                o.add_session_config_entry(key, value)
             self.sessions.append(ort.InferenceSession(
                 onnx_file or f"{model_dir}/{INT8_FILE}", o, providers=["CPUExecutionProvider"]))
         self.pool = ThreadPoolExecutor(sessions) if sessions > 1 else None
@@ -112,6 +119,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 Variant = tuple[str, str, Callable[[], Runner], dict[str, Any]]
+SPIN_50US = {"session.intra_op.spin_duration_us": "50"}
 
 
 def variants(model: str, cores: int, groups: set[str], extra: list[str]) -> list[Variant]:
@@ -129,9 +137,21 @@ def variants(model: str, cores: int, groups: set[str], extra: list[str]) -> list
     add("threads", f"{cores} threads, spinning off (shipped)", shipped)
     add("threads", f"{cores} threads, spinning on (ORT default)",
         lambda: Runner(model, threads=cores, spinning=True))
+    add("threads", "2 threads, spinning on, bounded to 50 us",
+        lambda: Runner(model, threads=cores, spinning=True, config=SPIN_50US))
     add("threads", "1 thread, spinning off", lambda: Runner(model, threads=1, spinning=False))
     add("threads", f"pool: {cores} sessions x 1 thread",
         lambda: Runner(model, threads=1, spinning=False, sessions=cores))
+    # The fixed-rate regime: polls of a few records in arrival order (no length sorting).
+    add("threads_small", f"{cores} threads, spinning off (shipped), 5-text polls", shipped,
+        batch_size=5, sort=False)
+    add("threads_small", f"{cores} threads, spinning on, 5-text polls",
+        lambda: Runner(model, threads=cores, spinning=True), batch_size=5, sort=False)
+    add("threads_small", f"{cores} threads, spinning on, bounded to 50 us, 5-text polls",
+        lambda: Runner(model, threads=cores, spinning=True, config=SPIN_50US),
+        batch_size=5, sort=False)
+    add("threads_small", "1 thread, 5-text polls",
+        lambda: Runner(model, threads=1, spinning=False), batch_size=5, sort=False)
     add("graph", "graph optimization all (shipped)", shipped)
     add("graph", "graph optimization basic",
         lambda: Runner(model, threads=0, spinning=False, level="basic"))
@@ -162,9 +182,13 @@ def main() -> None:
     ap.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
     ap.add_argument("--n", type=int, default=2048)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--groups", default="threads,graph,batch,tokenize,max_length")
+    ap.add_argument("--groups",
+                    default="threads,threads_small,graph,batch,tokenize,max_length")
     ap.add_argument("--extra-onnx", default="", help="comma-separated candidate ONNX files "
                     "(same tokenizer and labels) to time and score beside the shipped one")
+    ap.add_argument("--burners", type=int, default=0,
+                    help="busy-loop processes run alongside (controlled contention: what a "
+                    "neighbour's job does to each variant)")
     ap.add_argument("--name", default="tuning")
     args = ap.parse_args()
     import os
@@ -183,13 +207,20 @@ def main() -> None:
     for r in runners.values():
         r.score(texts[:64])  # warm-up
     speeds: dict[int, list[float]] = {i: [] for i in range(len(vs))}
-    for rnd in range(args.rounds):
-        for i, (group, label, _, kw) in enumerate(vs):
-            t0 = time.perf_counter()
-            runners[i].score(texts, **kw)
-            speeds[i].append(len(texts) / (time.perf_counter() - t0))
-            print(f"round {rnd + 1} {group}: {label}: {speeds[i][-1]:.1f} rec/s",
-                  load_average(), flush=True)
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+               for _ in range(args.burners)]
+    try:
+        for rnd in range(args.rounds):
+            for i, (group, label, _, kw) in enumerate(vs):
+                t0 = time.perf_counter()
+                runners[i].score(texts, **kw)
+                speeds[i].append(len(texts) / (time.perf_counter() - t0))
+                print(f"round {rnd + 1} {group}: {label}: {speeds[i][-1]:.1f} rec/s",
+                      load_average(), flush=True)
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
 
     split = phrasebank_split(DATA)
     acc: dict[int, float] = {}
