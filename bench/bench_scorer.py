@@ -14,13 +14,14 @@ load spike from a neighbour hits all of them alike. Accuracy of each backend on 
 test split (968 sentences) is reported beside its speed, with the change against torch fp32.
 
     python bench/bench_scorer.py [--n 2048] [--naive-n 2048] [--rounds 3]
-                                 [--backends onnx-int8,onnx,torch]
+                                 [--backends onnx-int8,torch-bf16,onnx,torch]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Any
 
 from common import (
@@ -35,7 +36,7 @@ from common import (
 )
 
 from finsent.paths import DEFAULT_MODEL_DIR
-from scorer.backends import Backend, load_backend
+from scorer.backends import Backend, load_backend, resolve_backend
 from scorer.batcher import plan_batches
 from scorer.data import LABEL2ID, phrasebank_split
 from scorer.evaluate import metrics
@@ -132,7 +133,7 @@ def main() -> None:
                     help="texts each naive thread setting is first timed on")
     ap.add_argument("--naive-threads", default="0,1", help="torch threads for the naive way "
                     "(0 = torch's default); the faster one is the baseline")
-    ap.add_argument("--backends", default="onnx-int8,onnx,torch")
+    ap.add_argument("--backends", default="onnx-int8,torch-bf16,onnx,torch")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per backend")
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=64)
@@ -147,6 +148,7 @@ def main() -> None:
     loaded = {b: load_backend(args.model, backend=b, device="cpu", max_length=args.max_length,
                               threads=args.threads) for b in backends}
     result["model_versions"] = {b: loaded[b].model_version for b in backends}
+    result["default_backend_here"] = resolve_backend(Path(args.model), "auto", "cpu")[0]
 
     runs: dict[str, dict[str, Any]] = {name: {} for name in sets}
     for name, texts in sets.items():
@@ -202,7 +204,8 @@ def main() -> None:
                              if v["records_per_s"] == run["naive_best_records_per_s"] else "", ""])
         for b in backends:
             v = run[b]
-            rows.append([name, f"{b} (batched)", v["records_per_s"], v["ms_per_record"],
+            default = " (default here)" if b == result["default_backend_here"] else ""
+            rows.append([name, f"{b} (batched){default}", v["records_per_s"], v["ms_per_record"],
                          v["cpu_ms_per_record"], v["speedup_vs_naive"], acc[b]["accuracy"]])
     human = table(rows, ["data", "scorer", "records/s", "ms/record", "CPU ms/record",
                          "x naive", "PB test acc"])

@@ -74,10 +74,10 @@ class Settings(BaseSettings):
     # --- Scorer ------------------------------------------------------------------------
     model: Path = Field(DEFAULT_MODEL_DIR, description="Model folder (fine-tuned, local only).")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the model runs.")
-    backend: Literal["auto", "onnx-int8", "onnx", "torch"] = Field(
+    backend: Literal["auto", "onnx-int8", "onnx", "torch", "torch-bf16"] = Field(
         "auto",
-        description="Inference backend; auto = torch fp16 on CUDA, else the model's CPU default "
-        "(ONNX INT8 when shipped).",
+        description="Inference backend; auto = torch fp16 on CUDA, torch-bf16 on a CPU with "
+        "AMX, else the model's CPU default (ONNX INT8 when shipped).",
     )
     max_length: int = Field(128, ge=8, le=512, description="Max tokens per text for scoring.")
     max_text_chars: int = Field(

@@ -19,7 +19,7 @@ from finsent.config import Settings, load_settings
 
 log = logging.getLogger("finsent")
 
-BACKEND_HELP = "auto|onnx-int8|onnx|torch (FINSENT_BACKEND)."
+BACKEND_HELP = "auto|onnx-int8|onnx|torch|torch-bf16 (FINSENT_BACKEND)."
 DEVICE_HELP = "auto|cpu|cuda (FINSENT_DEVICE)."
 
 
@@ -63,8 +63,23 @@ def train(
     patience: Annotated[int, typer.Option(min=1, help="Evaluations without gain to stop.")] = 2,
     evals_per_epoch: Annotated[int, typer.Option(min=1)] = 1,
     ema_decay: Annotated[float, typer.Option(min=0.0, max=0.9999)] = 0.0,
+    teacher: Annotated[
+        Path | None, typer.Option(help="Fine-tuned model folder to distil from (soft targets).")
+    ] = None,
+    distill_alpha: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Teacher share of the loss on labelled rows.")
+    ] = 0.7,
+    distill_temperature: Annotated[float, typer.Option(min=0.1, max=20.0)] = 2.0,
+    distill_tfns: Annotated[
+        bool, typer.Option(help="Tweet-set texts without labels as a transfer set (needs "
+                           "--teacher).")
+    ] = False,
     max_steps: Annotated[int, typer.Option(min=0, help="Stop after N steps (0 = no limit).")] = 0,
     threads: Annotated[int, typer.Option(min=0, help="CPU threads (0 = all).")] = 0,
+    precision: Annotated[
+        str, typer.Option(help="auto | fp32 | bf16 | fp16 (autocast; auto = bf16 on a CPU "
+                          "with native bf16, fp16 on CUDA).")
+    ] = "auto",
     version: Annotated[str, typer.Option(help="Version recorded in metrics.json.")] = "1.0",
     do_export: Annotated[
         bool, typer.Option("--export/--no-export", help="ONNX INT8 export + model card after.")
@@ -81,7 +96,9 @@ def train(
         phrasebank_repeat=phrasebank_repeat, label_smoothing=label_smoothing,
         agreement_weighting=agreement_weighting, warmup_ratio=warmup_ratio, patience=patience,
         evals_per_epoch=evals_per_epoch, ema_decay=ema_decay, max_steps=max_steps,
-        threads=threads, version=version,
+        teacher=teacher, distill_alpha=distill_alpha, distill_temperature=distill_temperature,
+        distill_tfns=distill_tfns,
+        threads=threads, precision=precision, version=version,
     )
     result = run_train(cfg)
     summary: dict[str, object] = {"out": str(out), "validation": result.best_validation,

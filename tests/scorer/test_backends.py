@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from scorer.backends import Backend, Sentiment, load_backend, resolve_backend
+from scorer.backends import (
+    Backend,
+    Sentiment,
+    cpu_has_amx_bf16,
+    load_backend,
+    resolve_backend,
+)
 from scorer.exceptions import ScorerError
 from tests.fixtures.model import NEGATIVE, NEUTRAL, POSITIVE
 
@@ -26,13 +32,40 @@ def _check_sentiments(out: list[Sentiment], n: int) -> None:
         assert s.label == max(probs, key=probs.__getitem__)
 
 
-def test_shipped_model_auto_is_declared_cpu_default(shipped_model_dir: Path) -> None:
+@pytest.mark.parametrize("amx", [False, True])
+def test_shipped_model_auto_on_cpu(
+    shipped_model_dir: Path, amx: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """auto = torch-bf16 on an AMX CPU, else the CPU default ``finsent export`` declared."""
+    import scorer.backends
+
+    monkeypatch.setattr(scorer.backends, "cpu_has_amx_bf16", lambda: amx)
     meta = json.loads((shipped_model_dir / "metrics.json").read_text())
     backend = load_backend(shipped_model_dir, device="cpu")
     assert isinstance(backend, Backend)
-    assert backend.name == meta["serving"]["cpu_default"]
+    assert backend.name == ("torch-bf16" if amx else meta["serving"]["cpu_default"])
     assert backend.model_version == f"{meta['name']}-{meta['version']}:{backend.name}"
     assert backend.predict([]) == []
+
+
+def test_amx_flag_read_from_cpuinfo() -> None:
+    flags = next((line.split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("flags")), [])
+    assert cpu_has_amx_bf16() == ("amx_bf16" in flags)
+
+
+def test_bf16_agrees_with_fp32(shipped_model_dir: Path) -> None:
+    import torch
+
+    fp32 = load_backend(shipped_model_dir, backend="torch", device="cpu")
+    bf16 = load_backend(shipped_model_dir, backend="torch-bf16", device="cpu")
+    assert next(bf16.model.parameters()).dtype == torch.bfloat16  # type: ignore[attr-defined]
+    assert bf16.model_version.endswith(":torch-bf16") and bf16.name == "torch-bf16"
+    a, b = fp32.predict(SAMPLE), bf16.predict(SAMPLE)
+    _check_sentiments(b, len(SAMPLE))
+    agree = sum(x.label == y.label for x, y in zip(a, b, strict=True)) / len(SAMPLE)
+    assert agree >= 0.95
+    assert max(abs(x.score - y.score) for x, y in zip(a, b, strict=True)) < 0.2
 
 
 def test_shipped_model_knows_polarity(shipped_model_dir: Path) -> None:
@@ -107,17 +140,24 @@ def test_bad_backend_and_device(tiny_model_dir: Path) -> None:
     else:
         with pytest.raises(ScorerError, match="CUDA is not available"):
             load_backend(tiny_model_dir, device="cuda")
-        assert resolve_backend(tiny_model_dir, "auto", "auto") == ("torch", "cpu")
+        expected = "torch-bf16" if cpu_has_amx_bf16() else "torch"
+        assert resolve_backend(tiny_model_dir, "auto", "auto") == (expected, "cpu")
 
 
-def test_auto_without_int8_falls_back_to_torch(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_auto_without_int8_falls_back_to_torch(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import shutil
+
+    import scorer.backends
 
     copy = tmp_path / "model"
     shutil.copytree(tiny_model_dir, copy, ignore=shutil.ignore_patterns("*.onnx"))
     meta = json.loads((copy / "metrics.json").read_text())
     meta["serving"] = {"cpu_default": "onnx-int8"}  # declared, but the file is gone
     (copy / "metrics.json").write_text(json.dumps(meta))
+    assert resolve_backend(copy, "torch", "cpu") == ("torch", "cpu")
+    monkeypatch.setattr(scorer.backends, "cpu_has_amx_bf16", lambda: False)
     assert resolve_backend(copy, "auto", "cpu") == ("torch", "cpu")
     with pytest.raises(ScorerError, match="finsent export"):
         load_backend(copy, backend="onnx-int8")
@@ -152,7 +192,7 @@ def test_export_int8_records_the_serving_default(tiny_model_dir: Path, tmp_path:
     )
     meta = json.loads((copy / "metrics.json").read_text())
     assert meta["serving"] == serving and meta["recipe"]["max_length"] == 32
-    backend = load_backend(copy, device="cpu")
+    backend = load_backend(copy, backend=serving["cpu_default"], device="cpu")
     assert backend.name == serving["cpu_default"]
     _check_sentiments(backend.predict(SAMPLE[:4]), 4)
 

@@ -1,0 +1,80 @@
+"""Distillation: the loss blend, the teacher's soft targets, and a tiny distilled run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from scorer.data import LabelledSet
+from scorer.exceptions import ScorerError
+from scorer.train import (
+    UNLABELLED,
+    TrainConfig,
+    _row_loss,
+    autocast_dtype,
+    cpu_has_fast_bf16,
+    teacher_probs,
+    train,
+)
+from tests.fixtures.model import NEGATIVE, POSITIVE, tiny_sets
+
+
+def _cfg(tmp_path: Path, **kw: object) -> TrainConfig:
+    return TrainConfig(data_dir=tmp_path, out=tmp_path / "out", **kw)  # type: ignore[arg-type]
+
+
+def test_row_loss_blends_labels_and_teacher(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, distill_alpha=0.5, distill_temperature=2.0, label_smoothing=0.0)
+    ce = torch.nn.CrossEntropyLoss(reduction="none")
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    same = torch.softmax(logits / 2.0, dim=-1)  # teacher == student: KL is 0
+    y = torch.tensor([0, UNLABELLED])
+    loss = _row_loss(logits, y, same, ce, cfg)
+    assert loss[1].item() == pytest.approx(0.0, abs=1e-6)  # unlabelled: KL only
+    assert loss[0].item() == pytest.approx(0.5 * ce(logits[:1], y[:1]).item(), rel=1e-5)
+    other = torch.tensor([[0.1, 0.1, 0.8], [0.8, 0.1, 0.1]])
+    assert (_row_loss(logits, y, other, ce, cfg) > loss).all()
+    assert torch.equal(_row_loss(logits, torch.tensor([0, 1]), None, ce, cfg),
+                       ce(logits, torch.tensor([0, 1])))
+
+
+def test_autocast_choice() -> None:
+    assert autocast_dtype("fp32", "cpu") is None
+    assert autocast_dtype("bf16", "cpu") is torch.bfloat16
+    assert autocast_dtype("auto", "cuda") is torch.float16
+    assert autocast_dtype("auto", "cpu") is (torch.bfloat16 if cpu_has_fast_bf16() else None)
+    with pytest.raises(ScorerError, match="needs CUDA"):
+        autocast_dtype("fp16", "cpu")
+    with pytest.raises(ScorerError, match="unknown precision"):
+        autocast_dtype("int4", "cpu")
+
+
+def test_teacher_probs_follow_the_teacher(tiny_model_dir: Path) -> None:
+    texts = NEGATIVE[:3] + POSITIVE[:3]
+    sharp = teacher_probs(tiny_model_dir, texts, 32, 1.0, torch.device("cpu"), None)
+    soft = teacher_probs(tiny_model_dir, texts, 32, 4.0, torch.device("cpu"), None)
+    assert sharp.shape == (6, 3)
+    assert torch.allclose(sharp.sum(-1), torch.ones(6), atol=1e-5)
+    # a higher temperature flattens every row towards uniform
+    assert (soft.max(-1).values <= sharp.max(-1).values + 1e-6).all()
+    with pytest.raises(ScorerError, match="no config.json"):
+        teacher_probs(tiny_model_dir / "missing", texts, 32, 1.0, torch.device("cpu"), None)
+
+
+def test_tiny_distilled_run_with_unlabelled_rows(tmp_path: Path, tiny_model_dir: Path) -> None:
+    train_set, weights, valid, described = tiny_sets()
+    extra = ["Shares tumbled after the warning.", "Record profit lifts the stock."]
+    train_set = train_set + LabelledSet(extra, [UNLABELLED] * 2, "unlabelled")
+    cfg = _cfg(tmp_path, teacher=tiny_model_dir, epochs=1, lr=2e-4, batch_size=12,
+               max_length=32, include_tfns=False, max_steps=3, patience=5, precision="fp32")
+    result = train(cfg, data=(train_set, weights + [1.0, 1.0], valid, described))
+    meta = json.loads((result.out / "metrics.json").read_text())
+    assert meta["recipe"]["teacher"] == str(tiny_model_dir)
+    assert meta["recipe"]["distill_alpha"] == 0.7 and result.steps == 3
+    # unlabelled rows without a teacher are refused, not trained on as class -1
+    no_teacher = _cfg(tmp_path, epochs=1, max_steps=1, max_length=32, include_tfns=False)
+    with pytest.raises(ScorerError, match="need a teacher"):
+        train(no_teacher, data=(train_set, weights + [1.0, 1.0], valid, described))
