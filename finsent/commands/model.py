@@ -74,6 +74,10 @@ def train(
         bool, typer.Option(help="Tweet-set texts without labels as a transfer set (needs "
                            "--teacher).")
     ] = False,
+    distill_labelled_tweets: Annotated[
+        bool, typer.Option(help="Teacher targets on the labelled tweets too (default: their "
+                           "labels only).")
+    ] = False,
     max_steps: Annotated[int, typer.Option(min=0, help="Stop after N steps (0 = no limit).")] = 0,
     threads: Annotated[int, typer.Option(min=0, help="CPU threads (0 = all).")] = 0,
     precision: Annotated[
@@ -97,7 +101,7 @@ def train(
         agreement_weighting=agreement_weighting, warmup_ratio=warmup_ratio, patience=patience,
         evals_per_epoch=evals_per_epoch, ema_decay=ema_decay, max_steps=max_steps,
         teacher=teacher, distill_alpha=distill_alpha, distill_temperature=distill_temperature,
-        distill_tfns=distill_tfns,
+        distill_tfns=distill_tfns, distill_labelled_tweets=distill_labelled_tweets,
         threads=threads, precision=precision, version=version,
     )
     result = run_train(cfg)

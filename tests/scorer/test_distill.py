@@ -14,6 +14,7 @@ from scorer.train import (
     UNLABELLED,
     TrainConfig,
     _row_loss,
+    _taught_rows,
     autocast_dtype,
     cpu_has_fast_bf16,
     teacher_probs,
@@ -26,18 +27,21 @@ def _cfg(tmp_path: Path, **kw: object) -> TrainConfig:
     return TrainConfig(data_dir=tmp_path, out=tmp_path / "out", **kw)  # type: ignore[arg-type]
 
 
-def test_row_loss_blends_labels_and_teacher(tmp_path: Path) -> None:
-    cfg = _cfg(tmp_path, distill_alpha=0.5, distill_temperature=2.0, label_smoothing=0.0)
+def test_row_loss_blends_labels_and_teacher() -> None:
     ce = torch.nn.CrossEntropyLoss(reduction="none")
     logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
     same = torch.softmax(logits / 2.0, dim=-1)  # teacher == student: KL is 0
     y = torch.tensor([0, UNLABELLED])
-    loss = _row_loss(logits, y, same, ce, cfg)
+    half = torch.tensor([0.5, 0.5])
+    loss = _row_loss(logits, y, same, half, ce, 2.0)
     assert loss[1].item() == pytest.approx(0.0, abs=1e-6)  # unlabelled: KL only
     assert loss[0].item() == pytest.approx(0.5 * ce(logits[:1], y[:1]).item(), rel=1e-5)
     other = torch.tensor([[0.1, 0.1, 0.8], [0.8, 0.1, 0.1]])
-    assert (_row_loss(logits, y, other, ce, cfg) > loss).all()
-    assert torch.equal(_row_loss(logits, torch.tensor([0, 1]), None, ce, cfg),
+    assert (_row_loss(logits, y, other, half, ce, 2.0) > loss).all()
+    # alpha 0 on a labelled row: the teacher is ignored there
+    none = _row_loss(logits, y, other, torch.tensor([0.0, 0.5]), ce, 2.0)
+    assert none[0].item() == pytest.approx(ce(logits[:1], y[:1]).item(), rel=1e-5)
+    assert torch.equal(_row_loss(logits, torch.tensor([0, 1]), None, half, ce, 2.0),
                        ce(logits, torch.tensor([0, 1])))
 
 
@@ -78,3 +82,18 @@ def test_tiny_distilled_run_with_unlabelled_rows(tmp_path: Path, tiny_model_dir:
     no_teacher = _cfg(tmp_path, epochs=1, max_steps=1, max_length=32, include_tfns=False)
     with pytest.raises(ScorerError, match="need a teacher"):
         train(no_teacher, data=(train_set, weights + [1.0, 1.0], valid, described))
+
+
+def test_taught_rows_leave_labelled_tweets_to_their_labels(tmp_path: Path) -> None:
+    tfns = tmp_path / "tfns"
+    tfns.mkdir()
+    (tfns / "sent_train.csv").write_text("text,label\n$X falls on weak guidance,0\n"
+                                         "$Y jumps after upgrade,1\n")
+    (tfns / "sent_valid.csv").write_text("text,label\n$Z flat,2\n")
+    rows = LabelledSet(["Profit rose .", "$X falls on weak guidance", "$Y jumps after upgrade",
+                        "an unlabelled tweet"], [2, 0, 2, UNLABELLED])
+    cfg = _cfg(tmp_path, teacher=tmp_path, include_tfns=True)
+    assert _taught_rows(cfg, rows) == [0, 3]
+    both = _cfg(tmp_path, teacher=tmp_path, include_tfns=True, distill_labelled_tweets=True)
+    assert _taught_rows(both, rows) == [0, 1, 2, 3]
+    assert _taught_rows(_cfg(tmp_path, include_tfns=False), rows) == [0, 1, 2, 3]
