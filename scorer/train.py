@@ -359,6 +359,7 @@ def train(cfg: TrainConfig, data: TrainingData | None = None) -> TrainResult:
                    if k not in ("data_dir", "out", "base")},
         "data": described,
         "base_model_record": _base_record(Path(base)),
+        "teacher_record": _base_record(Path(cfg.teacher)) if cfg.teacher else None,
         "training": {"seconds": round(seconds, 1), "steps": step, "history": history,
                      "hardware": hardware()},
         "validation_at_selection": best_m,
