@@ -77,7 +77,8 @@ class Settings(BaseSettings):
     backend: Literal["auto", "onnx-int8", "onnx", "torch", "torch-bf16"] = Field(
         "auto",
         description="Inference backend; auto = torch fp16 on CUDA, torch-bf16 on a CPU with "
-        "AMX, else the model's CPU default (ONNX INT8 when shipped).",
+        "AMX, else the model's declared CPU default (metrics.json: ONNX INT8 when within 0.5 "
+        "points of torch, else torch).",
     )
     max_length: int = Field(128, ge=8, le=512, description="Max tokens per text for scoring.")
     max_text_chars: int = Field(
