@@ -150,18 +150,24 @@ def _distillation(meta: dict[str, Any]) -> str:
         return ""
     recipe = meta.get("recipe", {})
     val = teacher.get("validation_at_selection") or {}
+    ours = (meta.get("model") or {}).get("flops_per_token_seq128")
+    theirs = teacher.get("flops_per_token_seq128")
+    cost = f", {theirs / ours:.1f}x this model's FLOPs per token" if ours and theirs else ""
+    size = (f"a {teacher['layers']}-layer, {teacher['hidden']}-hidden "
+            f"{teacher.get('architecture')} encoder{cost}" if teacher.get("layers") else "")
+    data = ", ".join(sorted((teacher.get("data") or {}).keys())) or "?"
+    own_labels = recipe.get("include_tfns") and not recipe.get("distill_labelled_tweets")
+    tweets = "; the labelled tweets learned from their own labels only" if own_labels else ""
     return f"""
 ### Distillation
 
-Distilled from a fine-tuned teacher, **{teacher.get('base')}** (a 12-layer, 768-hidden MPNet
-sentence encoder, ~7.9x this model's FLOPs per token; Apache-2.0), fine-tuned here on the
-PhraseBank train split ({teacher.get('training_seconds')} s; recipe
+Distilled from a fine-tuned teacher, **{teacher.get('base')}** ({size}), fine-tuned here on
+{data} ({teacher.get('training_seconds')} s; recipe
 `{json.dumps(teacher.get('recipe'), sort_keys=True)}`), teacher validation accuracy
 {_pct(val.get('accuracy'))}, macro-F1 {_pct(val.get('macro_f1'))}. The teacher's
 temperature-{recipe.get('distill_temperature')} probabilities were the target for
-{_pct(recipe.get('distill_alpha'))} of the loss on the PhraseBank rows (the rest: their
-labels); the tweets learned from their own labels only. The teacher is not shipped and costs
-nothing at inference.
+{_pct(recipe.get('distill_alpha'))} of the loss on the rows it taught (the rest: their
+labels){tweets}. The teacher is not shipped and costs nothing at inference.
 """
 
 

@@ -155,13 +155,13 @@ def build_training_set(cfg: TrainConfig) -> TrainingData:
             "exact duplicates and conflicting-label sentences dropped first",
         }
     }
-    if cfg.include_tfns:
-        tweets, _ = tfns_sets(cfg.data_dir)
+    transfer = cfg.teacher is not None and cfg.distill_tfns
+    tweets = tfns_sets(cfg.data_dir)[0] if cfg.include_tfns or transfer else None
+    if tweets is not None and cfg.include_tfns:
         train = train + tweets
         w += [1.0] * len(tweets)
         described["tfns_train"] = len(tweets)
-    if cfg.teacher is not None and cfg.distill_tfns:
-        tweets, _ = tfns_sets(cfg.data_dir)
+    if tweets is not None and transfer:
         seen = set(train.texts)
         texts = [t for t in tweets.texts if t not in seen]
         train = train + LabelledSet(texts, [UNLABELLED] * len(texts), "tfns-unlabelled")
@@ -359,7 +359,7 @@ def train(cfg: TrainConfig, data: TrainingData | None = None) -> TrainResult:
                    if k not in ("data_dir", "out", "base")},
         "data": described,
         "base_model_record": _base_record(Path(base)),
-        "teacher_record": _base_record(Path(cfg.teacher)) if cfg.teacher else None,
+        "teacher_record": _teacher_record(Path(cfg.teacher)) if cfg.teacher else None,
         "training": {"seconds": round(seconds, 1), "steps": step, "history": history,
                      "hardware": hardware()},
         "validation_at_selection": best_m,
@@ -471,6 +471,19 @@ def _base_record(base: Path) -> dict[str, object] | None:
         "training_seconds": meta.get("training", {}).get("seconds"),
         "validation_at_selection": meta.get("validation_at_selection"),
     }
+
+
+def _teacher_record(teacher: Path) -> dict[str, object] | None:
+    """The teacher's record plus its size, so the card states its cost without guessing."""
+    from scorer.model_card import flops_per_token
+
+    record = _base_record(teacher)
+    if record is not None:
+        config = json.loads((teacher / "config.json").read_text())
+        record |= {"architecture": config.get("model_type"),
+                   "layers": config["num_hidden_layers"], "hidden": config["hidden_size"],
+                   "flops_per_token_seq128": flops_per_token(config)}
+    return record
 
 
 def save_model(model: Any, tok: Any, out: Path) -> None:

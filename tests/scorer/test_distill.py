@@ -78,6 +78,9 @@ def test_tiny_distilled_run_with_unlabelled_rows(tmp_path: Path, tiny_model_dir:
     meta = json.loads((result.out / "metrics.json").read_text())
     assert meta["recipe"]["teacher"] == str(tiny_model_dir)
     assert meta["recipe"]["distill_alpha"] == 0.7 and result.steps == 3
+    teacher_config = json.loads((tiny_model_dir / "config.json").read_text())
+    assert meta["teacher_record"]["layers"] == teacher_config["num_hidden_layers"]
+    assert meta["teacher_record"]["flops_per_token_seq128"] > 0
     # unlabelled rows without a teacher are refused, not trained on as class -1
     no_teacher = _cfg(tmp_path, epochs=1, max_steps=1, max_length=32, include_tfns=False)
     with pytest.raises(ScorerError, match="need a teacher"):
