@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scorer.augment import augment
 from scorer.data import (
     LABEL2ID,
     LABELS,
@@ -77,11 +78,14 @@ class TrainConfig:
     """Share of the loss from the teacher's soft targets on labelled rows (rest: the labels)."""
     distill_temperature: float = 2.0
     distill_tfns: bool = False
+    """Add the tweet set's train texts WITHOUT labels: a transfer set the teacher labels."""
     distill_labelled_tweets: bool = False
     """Teacher targets on the labelled tweet rows too; off: they learn from their own labels
     only (a PhraseBank-trained teacher has never seen a tweet, and distilling it onto them cost
     6 points of tweet-set macro-F1 in a measured run)."""
-    """Add the tweet set's train texts WITHOUT labels: a transfer set the teacher labels."""
+    distill_augment: int = 0
+    """Perturbed copies of each PhraseBank train sentence added WITHOUT labels (``augment``):
+    a transfer set near the training data that the teacher labels."""
     max_steps: int = 0
     """Stop after this many optimizer steps (0 = no limit); for tiny smoke runs."""
     threads: int = 0
@@ -167,6 +171,11 @@ def build_training_set(cfg: TrainConfig) -> TrainingData:
         train = train + LabelledSet(texts, [UNLABELLED] * len(texts), "tfns-unlabelled")
         w += [1.0] * len(texts)
         described["tfns_train_unlabelled_transfer"] = len(texts)
+    if cfg.teacher is not None and cfg.distill_augment:
+        texts = augment(pb.texts, cfg.distill_augment, seed=cfg.seed)
+        train = train + LabelledSet(texts, [UNLABELLED] * len(texts), "phrasebank-augmented")
+        w += [1.0] * len(texts)
+        described["phrasebank_augmented_transfer"] = len(texts)
     return train, w, split.validation, described
 
 

@@ -78,6 +78,10 @@ def train(
         bool, typer.Option(help="Teacher targets on the labelled tweets too (default: their "
                            "labels only).")
     ] = False,
+    distill_augment: Annotated[
+        int, typer.Option(min=0, max=50, help="Perturbed copies of each PhraseBank train "
+                          "sentence, unlabelled, as a transfer set (needs --teacher).")
+    ] = 0,
     max_steps: Annotated[int, typer.Option(min=0, help="Stop after N steps (0 = no limit).")] = 0,
     threads: Annotated[int, typer.Option(min=0, help="CPU threads (0 = all).")] = 0,
     precision: Annotated[
@@ -93,6 +97,9 @@ def train(
     from scorer.train import TrainConfig
     from scorer.train import train as run_train
 
+    if teacher is None and (distill_tfns or distill_augment):
+        raise typer.BadParameter("a transfer set (--distill-tfns, --distill-augment) needs "
+                                 "--teacher", param_hint="--teacher")
     settings = _settings(data_dir=data_dir)
     cfg = TrainConfig(
         data_dir=settings.data_dir, out=out, base=base, epochs=epochs, lr=lr,
@@ -102,7 +109,7 @@ def train(
         evals_per_epoch=evals_per_epoch, ema_decay=ema_decay, max_steps=max_steps,
         teacher=teacher, distill_alpha=distill_alpha, distill_temperature=distill_temperature,
         distill_tfns=distill_tfns, distill_labelled_tweets=distill_labelled_tweets,
-        threads=threads, precision=precision, version=version,
+        distill_augment=distill_augment, threads=threads, precision=precision, version=version,
     )
     result = run_train(cfg)
     summary: dict[str, object] = {"out": str(out), "validation": result.best_validation,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from scorer.augment import augment
 from scorer.data import LabelledSet
 from scorer.exceptions import ScorerError
 from scorer.train import (
@@ -16,6 +17,7 @@ from scorer.train import (
     _row_loss,
     _taught_rows,
     autocast_dtype,
+    build_training_set,
     cpu_has_fast_bf16,
     teacher_probs,
     train,
@@ -100,3 +102,47 @@ def test_taught_rows_leave_labelled_tweets_to_their_labels(tmp_path: Path) -> No
     both = _cfg(tmp_path, teacher=tmp_path, include_tfns=True, distill_labelled_tweets=True)
     assert _taught_rows(both, rows) == [0, 1, 2, 3]
     assert _taught_rows(_cfg(tmp_path, include_tfns=False), rows) == [0, 1, 2, 3]
+
+
+def test_augment_is_deterministic_distinct_and_never_an_original() -> None:
+    texts = ["Operating profit rose to EUR 13.1 mn from EUR 8.7 mn in the same period",
+             "Sales fell sharply", "Up", "The company will publish its results on Friday ."]
+    first = augment(texts, copies=4, seed=3)
+    assert first == augment(texts, copies=4, seed=3)
+    assert first != augment(texts, copies=4, seed=4)
+    assert len(first) == len(set(first)) and not set(first) & set(texts)
+    assert all(t.strip() for t in first)
+    long = texts[0].split()
+    copies_of_long = [t for t in first if set(t.split()) <= set(long)]
+    assert copies_of_long and all(len(t.split()) < len(long) + 1 for t in copies_of_long)
+    assert augment(texts, copies=0, seed=0) == []
+    with pytest.raises(ValueError, match="copies"):
+        augment(texts, copies=-1, seed=0)
+
+
+def test_augmented_rows_join_the_training_set_unlabelled(tmp_path: Path) -> None:
+    pb = tmp_path / "phrasebank"
+    pb.mkdir()
+    lines = [f"Company {i} reported that quarterly net sales rose by {i} percent .@positive"
+             for i in range(30)]
+    (pb / "Sentences_50Agree.txt").write_bytes("\r\n".join(lines).encode("latin-1"))
+    plain, _, _, _ = build_training_set(_cfg(tmp_path, teacher=tmp_path, include_tfns=False))
+    rows, weights, _, described = build_training_set(
+        _cfg(tmp_path, teacher=tmp_path, include_tfns=False, distill_augment=2))
+    extra = len(rows) - len(plain)
+    assert extra == described["phrasebank_augmented_transfer"] > len(plain)
+    assert rows.labels[len(plain):] == [UNLABELLED] * extra and len(weights) == len(rows)
+    without_teacher, _, _, _ = build_training_set(
+        _cfg(tmp_path, include_tfns=False, distill_augment=2))
+    assert len(without_teacher) == len(plain)
+
+
+def test_train_cli_refuses_a_transfer_set_without_teacher(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from finsent.cli import app
+
+    result = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "m"),
+                                      "--distill-augment", "2"])
+    assert result.exit_code == 2
+    assert "needs --teacher" in result.output
