@@ -61,7 +61,8 @@ class ScorerAlone:
                                     max_length=self.s.max_length, threads=self.s.threads)
 
     def __call__(self, texts: list[str]) -> dict[str, Any]:
-        got = batched(self.backend, texts, self.s.batch_max_size, self.s.batch_max_tokens)
+        got = batched(self.backend, texts, self.s.batch_max_size, self.s.batch_max_tokens,
+                      self.s.batch_call_cost_tokens)
         got["backend"] = self.backend.model_version
         print("scorer alone", got["records_per_s"], "rec/s", load_average(), flush=True)
         return got

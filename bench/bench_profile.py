@@ -177,7 +177,7 @@ def profile_model(texts: list[str]) -> dict[str, Any]:
     opts.intra_op_num_threads = s.threads
     backend.session = ort.InferenceSession(str(Path(s.model) / INT8_FILE), opts,
                                            providers=["CPUExecutionProvider"])
-    batched(backend, texts, s.batch_max_size, s.batch_max_tokens)
+    batched(backend, texts, s.batch_max_size, s.batch_max_tokens, s.batch_call_cost_tokens)
     path = backend.session.end_profiling()
     by_op: Counter[str] = Counter()
     for ev in json.loads(Path(path).read_text()):
@@ -273,7 +273,7 @@ def main() -> None:
     backend = load_backend(s.model, backend=s.backend, device="cpu", max_length=s.max_length,
                            threads=s.threads)
     lengths = backend.token_counts(texts)
-    alone = batched(backend, texts, s.batch_max_size, s.batch_max_tokens)
+    alone = batched(backend, texts, s.batch_max_size, s.batch_max_tokens, s.batch_call_cost_tokens)
     print("scorer alone", alone["records_per_s"], load_average(), flush=True)
     del backend
     n_rate = int(alone["records_per_s"] * args.fraction * args.rate_s)

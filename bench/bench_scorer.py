@@ -35,6 +35,7 @@ from common import (
     write_result,
 )
 
+from finsent.config import Settings
 from finsent.paths import DEFAULT_MODEL_DIR
 from scorer.backends import Backend, load_backend, resolve_backend
 from scorer.batcher import plan_batches
@@ -78,8 +79,12 @@ def naive(model_dir: str, texts: list[str], max_length: int, threads: int) -> di
         "latency_per_record": latency_summary_ms(lat),
     }
 
+CALL_COST = Settings.model_fields["batch_call_cost_tokens"].default
+"""The worker's default planning cost model (``FINSENT_BATCH_CALL_COST_TOKENS``)."""
 
-def batched(backend: Backend, texts: list[str], max_size: int, max_tokens: int) -> dict[str, Any]:
+
+def batched(backend: Backend, texts: list[str], max_size: int, max_tokens: int,
+            call_cost: int = CALL_COST) -> dict[str, Any]:
     """One pass the way the worker scores a poll: plan by token budget, predict per batch."""
     backend.predict(texts[:8])  # warm-up (ONNX Runtime allocates on its first runs)
     c0 = time.process_time()
@@ -87,7 +92,8 @@ def batched(backend: Backend, texts: list[str], max_size: int, max_tokens: int) 
     lengths = backend.token_counts(texts)
     plan_s = time.perf_counter() - t0
     batch_lat = []
-    for idx in plan_batches(lengths, max_batch_size=max_size, max_batch_tokens=max_tokens):
+    for idx in plan_batches(lengths, max_batch_size=max_size, max_batch_tokens=max_tokens,
+                            call_cost_tokens=call_cost):
         s = time.perf_counter()
         backend.predict([texts[i] for i in idx])
         batch_lat.append(time.perf_counter() - s)
@@ -106,13 +112,13 @@ def batched(backend: Backend, texts: list[str], max_size: int, max_tokens: int) 
 
 
 def accuracy(backend: Backend, texts: list[str], labels: list[int], max_size: int,
-             max_tokens: int) -> dict[str, Any]:
+             max_tokens: int, call_cost: int = CALL_COST) -> dict[str, Any]:
     """Accuracy with the worker's batching, and with one text per call: dynamic INT8
     quantization scales activations per batch, so a text's probabilities depend slightly on
     its batch-mates; the label agreement between the two says how much."""
     pred = [0] * len(texts)
     for idx in plan_batches(backend.token_counts(texts), max_batch_size=max_size,
-                            max_batch_tokens=max_tokens):
+                            max_batch_tokens=max_tokens, call_cost_tokens=call_cost):
         for i, s in zip(idx, backend.predict([texts[i] for i in idx]), strict=True):
             pred[i] = LABEL2ID[s.label]
     single = [LABEL2ID[backend.predict([t])[0].label] for t in texts]
@@ -138,6 +144,8 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--batch-tokens", type=int, default=4096)
+    ap.add_argument("--call-cost", type=int, default=CALL_COST,
+                    help="planner's per-call cost in tokens (0 = greedy fill)")
     ap.add_argument("--threads", type=int, default=0, help="backend threads (0 = all cores)")
     ap.add_argument("--name", default="scorer", help="result file name")
     args = ap.parse_args()
@@ -171,7 +179,8 @@ def main() -> None:
     for r in range(args.rounds):
         for b in backends:
             for name, texts in sets.items():
-                got = batched(loaded[b], texts, args.batch_size, args.batch_tokens)
+                got = batched(loaded[b], texts, args.batch_size, args.batch_tokens,
+                              args.call_cost)
                 rounds.setdefault((name, b), []).append(got)
                 print(name, b, f"round {r + 1}", got["records_per_s"], "rec/s", load_average(),
                       flush=True)
@@ -187,7 +196,7 @@ def main() -> None:
 
     split = phrasebank_split(DATA)
     acc = {b: accuracy(loaded[b], split.test.texts, split.test.labels, args.batch_size,
-                    args.batch_tokens) for b in backends}
+                       args.batch_tokens, args.call_cost) for b in backends}
     if "torch" in acc:
         for b in backends:
             acc[b]["points_vs_torch_fp32"] = round(

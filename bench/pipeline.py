@@ -154,8 +154,8 @@ def worker_env(s: Settings) -> dict[str, str]:
     for name in ("kafka_bootstrap", "topic_news", "topic_comments", "topic_deadletter",
                  "consumer_group", "database_url", "session_timeout_ms",
                  "heartbeat_interval_ms", "topic_partitions", "batch_max_wait_ms",
-                 "batch_max_size", "batch_max_tokens", "poll_max_records", "max_length",
-                 "backend", "threads"):
+                 "batch_max_size", "batch_max_tokens", "batch_call_cost_tokens",
+                 "poll_max_records", "max_length", "backend", "threads"):
         env[f"FINSENT_{name.upper()}"] = str(getattr(s, name))
     env["FINSENT_DEVICE"] = "cpu"
     env["FINSENT_LOG_LEVEL"] = "WARNING"

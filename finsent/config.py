@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     batch_max_tokens: int = Field(
         4096, ge=64, description="Token budget of one batch (padded cost = longest x count)."
     )
+    batch_call_cost_tokens: int = Field(
+        48, ge=0, description="What one model call costs beyond its padded tokens, in tokens: "
+        "batches are split where that is cheaper (0 = greedy fill)."
+    )
     batch_max_wait_ms: int = Field(
         50, ge=0, description="Max time a record waits for its batch to fill (latency bound)."
     )

@@ -365,7 +365,8 @@ class Worker:
         lengths = self.backend.token_counts(texts)
         out: list[Sentiment | None] = [None] * len(texts)
         for idx in plan_batches(
-            lengths, max_batch_size=s.batch_max_size, max_batch_tokens=s.batch_max_tokens
+            lengths, max_batch_size=s.batch_max_size, max_batch_tokens=s.batch_max_tokens,
+            call_cost_tokens=s.batch_call_cost_tokens,
         ):
             t0 = time.perf_counter()
             predicted = self.overlapped(self.backend.predict, [texts[i] for i in idx])

@@ -43,18 +43,35 @@ def padded_cost(lengths: Iterable[int]) -> int:
 
 
 def plan_batches(
-    lengths: Sequence[int], *, max_batch_size: int, max_batch_tokens: int
+    lengths: Sequence[int],
+    *,
+    max_batch_size: int,
+    max_batch_tokens: int,
+    call_cost_tokens: int = 0,
 ) -> list[list[int]]:
     """Indices of ``lengths`` grouped into batches: every index once, shortest texts first.
 
     Each batch holds at most ``max_batch_size`` indices and has a padded cost of at most
     ``max_batch_tokens``, except a single text longer than the budget, which is alone.
+
+    ``call_cost_tokens`` is what one model call costs beyond its padded tokens (dispatch,
+    tokenization, thread wake-ups), in tokens. Above 0 the plan is the cheapest split of the
+    sorted texts into consecutive groups, total ``call_cost + longest x count`` (exact
+    dynamic programming): ten tweets of 12 to 78 tokens in one call are padded to 780 tokens;
+    at a call cost of 48 the plan is three calls of 100 + 135 + 234 tokens. That is what
+    matters for the small batches of a steady stream; a drained backlog, sorted, plans much as
+    the greedy fill does. 0 = greedy fill in order (fewest calls).
     """
     _check_limits(max_batch_size, max_batch_tokens)
+    if call_cost_tokens < 0:
+        raise ValueError(f"call_cost_tokens must not be negative, got {call_cost_tokens}")
     for i, n in enumerate(lengths):
         if n < 0:
             raise ValueError(f"lengths[{i}] is negative ({n})")
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    if call_cost_tokens:
+        return _cheapest_split(order, [lengths[i] for i in order], max_batch_size,
+                               max_batch_tokens, call_cost_tokens)
     batches: list[list[int]] = []
     current: list[int] = []
     for i in order:
@@ -68,6 +85,32 @@ def plan_batches(
     if current:
         batches.append(current)
     return batches
+
+
+def _cheapest_split(order: list[int], ascending: list[int], max_size: int, max_tokens: int,
+                    call_cost: int) -> list[list[int]]:
+    """Consecutive groups of the ascending lengths minimising sum(call_cost + last x count)."""
+    n = len(ascending)
+    best = [0] * (n + 1)
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        longest = ascending[j - 1]  # a group ending at j is padded to its last (longest) text
+        best_j, cut_j = best[j - 1] + call_cost + longest, j - 1
+        for i in range(j - 2, max(-1, j - 1 - max_size), -1):
+            count = j - i
+            if longest * count > max_tokens:
+                break
+            cost = best[i] + call_cost + longest * count
+            if cost < best_j:
+                best_j, cut_j = cost, i
+        best[j], cut[j] = best_j, cut_j
+    groups: list[list[int]] = []
+    j = n
+    while j > 0:
+        groups.append(order[cut[j]:j])
+        j = cut[j]
+    groups.reverse()
+    return groups
 
 
 @dataclass(frozen=True)

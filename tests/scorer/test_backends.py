@@ -12,7 +12,7 @@ import pytest
 from scorer.backends import (
     Backend,
     Sentiment,
-    cpu_has_amx_bf16,
+    cpu_bf16,
     load_backend,
     resolve_backend,
 )
@@ -32,26 +32,32 @@ def _check_sentiments(out: list[Sentiment], n: int) -> None:
         assert s.label == max(probs, key=probs.__getitem__)
 
 
-@pytest.mark.parametrize("amx", [False, True])
+@pytest.mark.parametrize("bf16", ["", "avx512", "amx"])
 def test_shipped_model_auto_on_cpu(
-    shipped_model_dir: Path, amx: bool, monkeypatch: pytest.MonkeyPatch
+    shipped_model_dir: Path, bf16: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """auto = torch-bf16 on an AMX CPU, else the CPU default ``finsent export`` declared."""
+    """auto = torch-bf16 on an AMX CPU; elsewhere the CPU default ``finsent export`` declared,
+    a declared torch fp32 run in bf16 where the CPU has AVX512-BF16."""
     import scorer.backends
 
-    monkeypatch.setattr(scorer.backends, "cpu_has_amx_bf16", lambda: amx)
+    monkeypatch.setattr(scorer.backends, "cpu_bf16", lambda: bf16)
     meta = json.loads((shipped_model_dir / "metrics.json").read_text())
+    declared = meta["serving"]["cpu_default"]
     backend = load_backend(shipped_model_dir, device="cpu")
     assert isinstance(backend, Backend)
-    assert backend.name == ("torch-bf16" if amx else meta["serving"]["cpu_default"])
+    if bf16 == "amx" or (bf16 == "avx512" and declared == "torch"):
+        assert backend.name == "torch-bf16"
+    else:
+        assert backend.name == declared
     assert backend.model_version == f"{meta['name']}-{meta['version']}:{backend.name}"
     assert backend.predict([]) == []
 
 
-def test_amx_flag_read_from_cpuinfo() -> None:
+def test_bf16_flags_read_from_cpuinfo() -> None:
     flags = next((line.split() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("flags")), [])
-    assert cpu_has_amx_bf16() == ("amx_bf16" in flags)
+    expected = "amx" if "amx_bf16" in flags else "avx512" if "avx512_bf16" in flags else ""
+    assert cpu_bf16() == expected
 
 
 def test_bf16_agrees_with_fp32(shipped_model_dir: Path) -> None:
@@ -140,7 +146,7 @@ def test_bad_backend_and_device(tiny_model_dir: Path) -> None:
     else:
         with pytest.raises(ScorerError, match="CUDA is not available"):
             load_backend(tiny_model_dir, device="cuda")
-        expected = "torch-bf16" if cpu_has_amx_bf16() else "torch"
+        expected = "torch-bf16" if cpu_bf16() else "torch"
         assert resolve_backend(tiny_model_dir, "auto", "auto") == (expected, "cpu")
 
 
@@ -157,10 +163,33 @@ def test_auto_without_int8_falls_back_to_torch(
     meta["serving"] = {"cpu_default": "onnx-int8"}  # declared, but the file is gone
     (copy / "metrics.json").write_text(json.dumps(meta))
     assert resolve_backend(copy, "torch", "cpu") == ("torch", "cpu")
-    monkeypatch.setattr(scorer.backends, "cpu_has_amx_bf16", lambda: False)
+    monkeypatch.setattr(scorer.backends, "cpu_bf16", lambda: "")
     assert resolve_backend(copy, "auto", "cpu") == ("torch", "cpu")
+    monkeypatch.setattr(scorer.backends, "cpu_bf16", lambda: "avx512")
+    assert resolve_backend(copy, "auto", "cpu") == ("torch-bf16", "cpu")
     with pytest.raises(ScorerError, match="finsent export"):
         load_backend(copy, backend="onnx-int8")
+
+
+@pytest.mark.parametrize(("bf16", "expected"), [
+    ("", "onnx-int8"), ("avx512", "onnx-int8"), ("amx", "torch-bf16")])
+def test_auto_keeps_a_declared_int8_unless_amx(
+    shipped_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bf16: str,
+    expected: str,
+) -> None:
+    """INT8 that passed its accuracy check beats AVX512-BF16 on speed; AMX beats INT8."""
+    import shutil
+
+    import scorer.backends
+
+    copy = tmp_path / "model"
+    shutil.copytree(shipped_model_dir, copy)
+    meta = json.loads((copy / "metrics.json").read_text())
+    meta["serving"] = {"cpu_default": "onnx-int8"}
+    (copy / "metrics.json").write_text(json.dumps(meta))
+    monkeypatch.setattr(scorer.backends, "cpu_bf16", lambda: bf16)
+    assert resolve_backend(copy, "auto", "cpu") == (expected, "cpu")
+    assert load_backend(copy, device="cpu").name == expected
 
 
 def test_score_cli_json_lines(shipped_model_dir: Path) -> None:

@@ -63,6 +63,59 @@ def test_plan_invariants(lengths: list[int], max_batch_size: int, max_batch_toke
         assert len(joined) > max_batch_size or padded_cost(joined) > max_batch_tokens
 
 
+def _plan_cost(lengths: list[int], batches: list[list[int]], call_cost: int) -> int:
+    return sum(call_cost + padded_cost(lengths[i] for i in b) for b in batches)
+
+
+def test_cheapest_plan_splits_a_small_mixed_batch() -> None:
+    tweets = [78, 12, 45, 20, 60, 15, 30, 70, 25, 40]
+    greedy = plan_batches(tweets, max_batch_size=64, max_batch_tokens=4096)
+    assert len(greedy) == 1 and _plan_cost(tweets, greedy, 48) == 48 + 780
+    cheap = plan_batches(tweets, max_batch_size=64, max_batch_tokens=4096, call_cost_tokens=48)
+    assert [[tweets[i] for i in b] for b in cheap] == [
+        [12, 15, 20, 25], [30, 40, 45], [60, 70, 78]]
+    assert _plan_cost(tweets, cheap, 48) == 3 * 48 + 100 + 135 + 234
+    # a call costing more than any padding saved: one batch again
+    assert len(plan_batches(tweets, max_batch_size=64, max_batch_tokens=4096,
+                            call_cost_tokens=10_000)) == 1
+    with pytest.raises(ValueError, match="call_cost_tokens"):
+        plan_batches(tweets, max_batch_size=4, max_batch_tokens=10, call_cost_tokens=-1)
+
+
+def _brute_force_cost(ascending: list[int], size: int, tokens: int, call: int) -> float:
+    """Cheapest split of the ascending lengths into consecutive groups, by enumeration."""
+    n = len(ascending)
+    best = float("inf")
+    for mask in range(1 << max(n - 1, 0)):
+        cuts = [0] + [i + 1 for i in range(n - 1) if mask >> i & 1] + [n]
+        groups = [ascending[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
+        if all(len(g) <= size and (len(g) == 1 or padded_cost(g) <= tokens) for g in groups):
+            best = min(best, sum(call + padded_cost(g) for g in groups))
+    return best
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lengths=st.lists(st.integers(min_value=0, max_value=120), min_size=1, max_size=9),
+    max_batch_size=st.integers(min_value=1, max_value=6),
+    max_batch_tokens=st.integers(min_value=1, max_value=400),
+    call_cost=st.integers(min_value=1, max_value=200),
+)
+def test_cheapest_plan_is_optimal_and_keeps_the_limits(
+    lengths: list[int], max_batch_size: int, max_batch_tokens: int, call_cost: int
+) -> None:
+    batches = plan_batches(lengths, max_batch_size=max_batch_size,
+                           max_batch_tokens=max_batch_tokens, call_cost_tokens=call_cost)
+    flat = [i for batch in batches for i in batch]
+    assert sorted(flat) == list(range(len(lengths)))
+    assert [lengths[i] for i in flat] == sorted(lengths)
+    for batch in batches:
+        assert 1 <= len(batch) <= max_batch_size
+        assert padded_cost(lengths[i] for i in batch) <= max_batch_tokens or len(batch) == 1
+    assert _plan_cost(lengths, batches, call_cost) == _brute_force_cost(
+        sorted(lengths), max_batch_size, max_batch_tokens, call_cost)
+
+
 # --- DynamicBatcher ---------------------------------------------------------------------
 
 
