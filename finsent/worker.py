@@ -1,10 +1,5 @@
 """The worker: poll -> decode/validate -> batch -> score -> one SQL transaction -> commit offsets.
 
-The model runs on a helper thread while this thread keeps polling: what arrives meanwhile is
-fetched into the next batch (bounded by ``poll_max_records``), so under a steady stream the
-batch grows with the load instead of waiting a whole batch cycle for its fetch, and the group
-sees a live member however long the model takes.
-
 At-least-once from Kafka made exactly-once in the store by idempotent upserts: offsets move only
 after the batch's transaction commits (see ``Worker.checkpoint``), so a worker killed at any
 instant loses nothing, and a redelivered record lands on the row it already has.
@@ -17,10 +12,9 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent import futures
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from kafka import TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
@@ -60,9 +54,6 @@ from storage.writes import (
 log = logging.getLogger("finsent.worker")
 
 AlertHook = Callable[[Engine], object]
-R = TypeVar("R")
-PREFETCH_POLL_MS = 5
-"""Poll slice while the model runs: how late the loop notices a finished model call."""
 
 
 class BatchAbandoned(Exception):
@@ -190,9 +181,6 @@ class Worker:
         # Partitions assigned by the last rebalance, to restart from their committed offsets.
         self.reseek: set[TopicPartition] = set()
         self._lag_labels: set[tuple[str, str]] = set()
-        # Fetched while the previous batch was being scored: the head of the next batch.
-        self.prefetched: list[RawRecord] = []
-        self._model_thread: futures.ThreadPoolExecutor | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
     def _set_state(self, state: str) -> None:
@@ -230,10 +218,6 @@ class Worker:
         self.dead_publisher = DeadLetterPublisher(publisher, s.topic_deadletter)
 
     def close(self) -> None:
-        if self._model_thread is not None:
-            self._model_thread.shutdown(wait=True)
-            self._model_thread = None
-        self.prefetched = []  # uncommitted: whoever owns the partitions next reads them again
         if self.consumer is not None:
             self.consumer.close()
             self.consumer = None
@@ -261,7 +245,11 @@ class Worker:
         last_lag = 0.0
         try:
             while not self.stop.is_set():
-                records = self.next_records()
+                records = poll_records(
+                    self.consumer,
+                    timeout_ms=max(self.settings.batch_max_wait_ms, 10),
+                    max_records=self.settings.poll_max_records,
+                )
                 if self.reseek:
                     records = self.restart_from_committed(records)
                 if records:
@@ -282,45 +270,6 @@ class Worker:
         finally:
             self._set_state("stopping")
             self.close()
-
-    def next_records(self) -> list[RawRecord]:
-        """The prefetched records of partitions still owned, topped up by one poll (which
-        waits up to ``batch_max_wait_ms`` only when nothing was prefetched)."""
-        assigned = self.consumer.assignment()
-        held = [r for r in self.prefetched if TopicPartition(r.topic, r.partition) in assigned]
-        self.prefetched = []
-        room = self.settings.poll_max_records - len(held)
-        if room <= 0:
-            return held
-        wait_ms = 0 if held else max(self.settings.batch_max_wait_ms, 10)
-        fresh = poll_records(self.consumer, timeout_ms=wait_ms, max_records=room)
-        if not held:
-            return fresh
-        return sorted(held + fresh, key=lambda r: (r.topic, r.partition, r.offset))
-
-    def prefetch(self, timeout_ms: int) -> bool:
-        """One poll into ``prefetched`` while the model works; False when the buffer is full
-        and only a paused poll (membership, no records) was made, so the caller should wait."""
-        room = self.settings.poll_max_records - len(self.prefetched)
-        if room <= 0:
-            self.keepalive()
-            return False
-        self.prefetched.extend(poll_records(self.consumer, timeout_ms=timeout_ms,
-                                            max_records=room))
-        return True
-
-    def overlapped(self, fn: Callable[..., R], *args: Any) -> R:
-        """``fn(*args)`` on the model thread (torch and ONNX Runtime release the GIL) while
-        this thread, which owns the consumer, keeps fetching."""
-        if self.consumer is None or not self.consumer.assignment():
-            return fn(*args)
-        if self._model_thread is None:
-            self._model_thread = futures.ThreadPoolExecutor(1, thread_name_prefix="finsent-model")
-        job = self._model_thread.submit(fn, *args)
-        while not job.done():
-            if not self.prefetch(PREFETCH_POLL_MS):
-                futures.wait([job], timeout=PREFETCH_POLL_MS / 1000)
-        return job.result()
 
     # -- one batch ------------------------------------------------------------------------
     def handle(self, records: Sequence[RawRecord]) -> None:
@@ -357,7 +306,7 @@ class Worker:
         self.batches += 1
 
     def score(self, messages: Sequence[Message]) -> list[Sentiment]:
-        """Model batches planned by token budget, each overlapped with fetching."""
+        """Model batches planned by token budget; the poll loop stays alive between them."""
         if not messages:
             return []
         s = self.settings
@@ -369,10 +318,10 @@ class Worker:
             call_cost_tokens=s.batch_call_cost_tokens,
         ):
             t0 = time.perf_counter()
-            predicted = self.overlapped(self.backend.predict, [texts[i] for i in idx])
-            for i, sent in zip(idx, predicted, strict=True):
+            for i, sent in zip(idx, self.backend.predict([texts[i] for i in idx]), strict=True):
                 out[i] = sent
             metrics.INFERENCE_SECONDS.observe(time.perf_counter() - t0)
+            self.keepalive()
         return [s for s in out if s is not None]
 
     def to_scored_document(self, rec: RawRecord, msg: Message, sent: Sentiment) -> ScoredDocument:
