@@ -7,7 +7,8 @@ sixty-three short ones. Two layers:
 
 - ``plan_batches``: pure planning over a known list of lengths (what the worker does with one
   poll's records). Length-sorted overall, so padding is minimal; a text longer than the budget
-  on its own still gets a batch (of one) rather than being dropped.
+  on its own still gets a batch (of one) rather than being dropped. Given what a model call
+  costs on top of its tokens, it returns the cheapest split rather than the fullest batches.
 - ``DynamicBatcher``: the same rule over a stream. Many producers ``put``; ONE consumer (the
   model's owner) takes batches with ``next_batch``, which returns as soon as a batch is full or
   the oldest item has waited ``max_wait_s``, so a trickle still flows with low latency. The
