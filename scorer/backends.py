@@ -6,13 +6,13 @@ Backends:
   ``torch``      PyTorch; fp32 on CPU (the fp16 safetensors are cast up), fp16 on CUDA.
   ``torch-bf16`` PyTorch in bfloat16: on a CPU with AMX (Intel Sapphire Rapids and later) oneDNN
                  runs it on the matrix units, faster than INT8 and as accurate as fp32; with
-                 AVX512-BF16 (AMD Zen 4, Intel Cooper Lake) about 2.3x torch fp32.
+                 AVX512-BF16 (AMD Zen 4, Intel Cooper Lake) 1.6-1.7x torch fp32.
 
 ``auto`` picks torch fp16 when CUDA is present; on a CPU with AMX-BF16, torch-bf16
 (bench/bench_scorer.py: 1.3x the INT8 records/s there, no accuracy lost); else the model
 folder's declared CPU default (``metrics.json`` -> ``serving.cpu_default``, written by
 ``finsent export`` after its accuracy check), except that a declared torch fp32 becomes
-torch-bf16 on a CPU with AVX512-BF16 (same accuracy, 2.3x the speed measured on Zen 4; a
+torch-bf16 on a CPU with AVX512-BF16 (same accuracy, 1.6-1.7x the speed measured on Zen 4; a
 declared INT8 stays: it is faster still there). Loading never touches the network.
 
 ``model_version`` is ``"{name}-{version}:{variant}"`` (e.g. ``finsent-minilm-1.0:onnx-int8``)
