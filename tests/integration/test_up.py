@@ -26,22 +26,23 @@ def _scores(url: str) -> int:
     return int(re.search(r"\d+", out.stdout).group())  # type: ignore[union-attr]
 
 
-def test_up_scores_grow_and_ctrl_c_stops_everything(tmp_path):  # type: ignore[no-untyped-def]
-    url = f"sqlite:///{tmp_path / 'up.db'}"
-    env = dict(
-        os.environ,
-        FINSENT_DATABASE_URL=url,
-        FINSENT_SESSION_TIMEOUT_MS="3000",
-        FINSENT_HEARTBEAT_INTERVAL_MS="500",
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "finsent.cli", "up", "--no-dashboard", "--rate", "30"],
-        env=env,
+def _start_up(url: str, rate: int, **env: str) -> subprocess.Popen[str]:
+    """`finsent up` (no dashboard) on the SQLite file ``url``, in a process group of its own
+    so a test can signal the supervisor alone or the whole group."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "finsent.cli", "up", "--no-dashboard", "--rate", str(rate)],
+        env=dict(os.environ, FINSENT_DATABASE_URL=url, **env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
     )
+
+
+def test_up_scores_grow_and_ctrl_c_stops_everything(tmp_path):  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path / 'up.db'}"
+    proc = _start_up(url, 30, FINSENT_SESSION_TIMEOUT_MS="3000",
+                     FINSENT_HEARTBEAT_INTERVAL_MS="500")
     try:
         wait_until(lambda: _scores(url) > 0, 180, "the first scores")
         first = _scores(url)
@@ -62,15 +63,7 @@ def test_up_scores_grow_and_ctrl_c_stops_everything(tmp_path):  # type: ignore[n
 
 def test_up_sigterm_to_the_supervisor_stops_its_children(tmp_path):  # type: ignore[no-untyped-def]
     url = f"sqlite:///{tmp_path / 'up.db'}"
-    env = dict(os.environ, FINSENT_DATABASE_URL=url)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "finsent.cli", "up", "--no-dashboard", "--rate", "5"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    proc = _start_up(url, 5)
     try:
         wait_until(lambda: _scores(url) > 0, 180, "the first scores")
         proc.send_signal(signal.SIGTERM)  # the supervisor alone, as systemd or docker would
