@@ -78,7 +78,7 @@ class Settings(BaseSettings):
         "auto",
         description="Inference backend; auto = torch fp16 on CUDA, torch-bf16 on a CPU with "
         "AMX, else the model's declared CPU default (metrics.json: ONNX INT8 when within 0.5 "
-        "points of torch, else torch).",
+        "points of torch, else torch, run in bf16 on a CPU with AVX512-BF16).",
     )
     max_length: int = Field(128, ge=8, le=512, description="Max tokens per text for scoring.")
     max_text_chars: int = Field(
