@@ -191,6 +191,26 @@ def _selection(meta: dict[str, Any]) -> str:
 """
 
 
+def _int8_candidates(serving: dict[str, Any]) -> str:
+    """The INT8 variants ``finsent export`` compared, when recorded."""
+    cands = serving.get("int8_candidates") or {}
+    if not cands:
+        return ""
+    rows = "\n".join(
+        f"| {name} | {_pct(c.get('validation_accuracy'))} | "
+        f"{c.get('label_disagreement', '-')} | {c.get('mean_abs_score_change', '-')} | "
+        f"{c.get('bytes', 0) / 1e6:.1f} |" for name, c in cands.items()
+    )
+    return f"""
+INT8 variants compared (label disagreement and mean |score change| against torch on unlabelled
+training texts):
+
+| variant | validation accuracy | label disagreement | mean abs score change | MB |
+|---|---|---|---|---|
+{rows}
+"""
+
+
 def render(meta: dict[str, Any]) -> str:
     ev = meta.get("evaluation", {})
     serving = meta.get("serving", {})
@@ -228,6 +248,8 @@ Outputs the three probabilities; finsent's score is `p_positive - p_negative`.
   Rapids and later) `auto` picks **torch-bf16** instead, faster there and as accurate as fp32.
   {serving.get('rule', '')}; INT8 minus torch validation accuracy:
   {serving.get('int8_accuracy_change', '-')}.
+{"- " + serving["release_note"] if serving.get("release_note") else ""}
+{_int8_candidates(serving)}
 - CUDA: torch fp16. Weights are stored as fp16 safetensors and cast to fp32 for CPU torch.
 - Cost: {facts.get('flops_ratio_vs_bert_base', '-')} of BERT-base's FLOPs per token
   ({facts.get('flops_per_token_seq128', 0) / 1e6:.1f} M vs

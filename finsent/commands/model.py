@@ -115,10 +115,11 @@ def train(
     summary: dict[str, object] = {"out": str(out), "validation": result.best_validation,
                                   "train_seconds": round(result.train_seconds, 1)}
     if do_export:
-        from scorer.export import export_int8, validation_set
+        from scorer.export import export_int8, unlabelled_texts, validation_set
         from scorer.model_card import write_card
 
-        summary["serving"] = export_int8(out, validation_set(settings.data_dir))
+        summary["serving"] = export_int8(out, validation_set(settings.data_dir),
+                                         *unlabelled_texts(settings.data_dir))
         write_card(out, settings.data_dir)
     typer.echo(json.dumps(summary))
 
@@ -189,13 +190,14 @@ def export(
     """ONNX export + INT8 quantization; INT8 becomes the CPU default unless it loses > 0.5 pt."""
     from scorer.backends import WEIGHTS_FILE
     from scorer.exceptions import ScorerError
-    from scorer.export import export_int8, validation_set
+    from scorer.export import export_int8, unlabelled_texts, validation_set
     from scorer.model_card import write_card
 
     settings = _settings(model=model, data_dir=data_dir)
     if not (settings.model / WEIGHTS_FILE).is_file():
         raise ScorerError(f"no {WEIGHTS_FILE} in {settings.model} (FINSENT_MODEL / --model)")
-    serving = export_int8(settings.model, validation_set(settings.data_dir))
+    serving = export_int8(settings.model, validation_set(settings.data_dir),
+                          *unlabelled_texts(settings.data_dir))
     if card:
         write_card(settings.model, settings.data_dir)
     typer.echo(json.dumps(serving))

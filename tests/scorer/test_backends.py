@@ -208,14 +208,24 @@ def test_score_cli_json_lines(shipped_model_dir: Path) -> None:
 def test_export_int8_records_the_serving_default(tiny_model_dir: Path, tmp_path: Path) -> None:
     import shutil
 
-    from scorer.export import export_int8
+    from scorer.export import SMOOTHING_ALPHAS, export_int8
     from tests.fixtures.model import tiny_sets
 
     copy = tmp_path / "model"
     shutil.copytree(tiny_model_dir, copy)
-    serving = export_int8(copy, tiny_sets()[2])
+    train, _, valid, _ = tiny_sets()
+    serving = export_int8(copy, valid, calibration=train.texts[:18], probe=train.texts[18:])
     assert (copy / "model_int8.onnx").is_file()
-    assert set(serving["int8_candidates"]) == {"per-tensor", "per-channel"}
+    smoothed = {f"smoothed-{a}-per-channel" for a in SMOOTHING_ALPHAS}
+    cands = serving["int8_candidates"]
+    assert set(cands) == {"per-tensor", "per-channel"} | smoothed
+    # the kept variant is the one that changes fewest probe labels against torch
+    kept = min(cands, key=lambda n: (cands[n]["label_disagreement"],
+                                     cands[n]["mean_abs_score_change"]))
+    assert serving["int8_scheme"].split(", ")[-1].startswith(kept + " (fewest label changes")
+    assert all(c["probe_texts"] == 18 and 0 <= c["label_disagreement"] <= 1 for c in cands.values())
+    assert serving["validation_accuracy_int8"] == cands[kept]["validation_accuracy"]
+    assert serving["gate_rows"]["n"] == len(valid)
     assert serving["cpu_default"] == (
         "onnx-int8" if serving["int8_accuracy_change"] >= -0.005 else "torch"
     )
@@ -224,6 +234,24 @@ def test_export_int8_records_the_serving_default(tiny_model_dir: Path, tmp_path:
     backend = load_backend(copy, backend=serving["cpu_default"], device="cpu")
     assert backend.name == serving["cpu_default"]
     _check_sentiments(backend.predict(SAMPLE[:4]), 4)
+
+
+def test_export_int8_without_texts_keeps_the_best_on_validation(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from scorer.export import export_int8
+    from tests.fixtures.model import tiny_sets
+
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, copy)
+    serving = export_int8(copy, tiny_sets()[2])
+    cands = serving["int8_candidates"]
+    assert set(cands) == {"per-tensor", "per-channel"}
+    assert serving["validation_accuracy_int8"] == max(c["validation_accuracy"]
+                                                      for c in cands.values())
+    assert "best validation accuracy" in serving["int8_scheme"]
 
 
 def test_model_card_states_licence_and_cost() -> None:
