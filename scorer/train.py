@@ -165,17 +165,19 @@ def build_training_set(cfg: TrainConfig) -> TrainingData:
         train = train + tweets
         w += [1.0] * len(tweets)
         described["tfns_train"] = len(tweets)
+    # Transfer sets: texts WITHOUT labels, so that only the teacher's soft targets train on them.
+    unlabelled: list[tuple[str, list[str]]] = []
     if tweets is not None and transfer:
         seen = set(train.texts)
-        texts = [t for t in tweets.texts if t not in seen]
-        train = train + LabelledSet(texts, [UNLABELLED] * len(texts), "tfns-unlabelled")
-        w += [1.0] * len(texts)
-        described["tfns_train_unlabelled_transfer"] = len(texts)
+        unlabelled.append(("tfns_train_unlabelled_transfer",
+                           [t for t in tweets.texts if t not in seen]))
     if cfg.teacher is not None and cfg.distill_augment:
-        texts = augment(pb.texts, cfg.distill_augment, seed=cfg.seed)
-        train = train + LabelledSet(texts, [UNLABELLED] * len(texts), "phrasebank-augmented")
+        unlabelled.append(("phrasebank_augmented_transfer",
+                           augment(pb.texts, cfg.distill_augment, seed=cfg.seed)))
+    for name, texts in unlabelled:
+        train = train + LabelledSet(texts, [UNLABELLED] * len(texts), name)
         w += [1.0] * len(texts)
-        described["phrasebank_augmented_transfer"] = len(texts)
+        described[name] = len(texts)
     return train, w, split.validation, described
 
 
