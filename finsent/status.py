@@ -39,7 +39,7 @@ def _store_status(settings: Settings) -> dict[str, Any]:
                 "open_alerts": conn.execute(
                     select(func.count()).select_from(Alert).where(Alert.status == "open")
                 ).scalar_one(),
-                "last_error": (
+                "last_dead_letter": (
                     {"reason": last_dead.reason, "at": last_dead.received_at} if last_dead else None
                 ),
             }

@@ -108,12 +108,12 @@ def test_metrics_endpoint_and_status_of_a_running_pipeline(  # type: ignore[no-u
     assert store["documents"] == N and store["scores"] == N
     assert store["dead_letters"] == N_BAD
     assert store["scored_per_s_5min"] > 0
-    assert "json" in store["last_error"]["reason"].lower()
+    assert "json" in store["last_dead_letter"]["reason"].lower()
     assert store["open_alerts"] >= 1
 
     text = run_cli(s, "status", timeout=120)
     assert text.returncode == 0, text.stderr
-    for row in ("kafka.total_lag", "store.scored_per_s_5min", "store.last_error",
+    for row in ("kafka.total_lag", "store.scored_per_s_5min", "store.last_dead_letter",
                 "store.open_alerts", "store.dead_letters"):
         assert row in text.stdout, text.stdout
     assert worker.terminate() == 0, worker.log_tail()
