@@ -49,6 +49,17 @@ def prepare_store(settings: Settings) -> None:
     engine.dispose()
 
 
+def worker_threads(threads: int, workers: int, cores: int | None) -> int:
+    """Inference threads per worker: the explicit setting, else the cores shared out.
+
+    Several workers each taking every core would fight over them; on 2 cores, 2 workers x 1
+    thread ran 1.45x one worker x 2 threads (bench/bench_scaleout.py, docs/benchmarks.md).
+    """
+    if threads > 0:
+        return threads
+    return max(1, (cores or 1) // max(1, workers))
+
+
 def run_stack(settings: Settings, *, port: int, workers: int, rate: float, dashboard: bool) -> None:
     from ingest.broker import EmbeddedBroker
     from ingest.topics import ensure_topics
@@ -74,6 +85,7 @@ def run_stack(settings: Settings, *, port: int, workers: int, rate: float, dashb
     env.update(
         FINSENT_KAFKA_BOOTSTRAP=broker.bootstrap,
         FINSENT_DATABASE_URL=settings.database_url,
+        FINSENT_THREADS=str(worker_threads(settings.threads, workers, os.cpu_count())),
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
     )

@@ -80,3 +80,14 @@ def test_up_sigterm_to_the_supervisor_stops_its_children(tmp_path):  # type: ign
         except ProcessLookupError:
             continue
         raise AssertionError(f"child {pid} outlived its supervisor")
+
+
+def test_workers_share_the_cores_unless_threads_are_set() -> None:
+    from finsent.stack import worker_threads
+
+    assert worker_threads(0, 1, 2) == 2  # one worker: every core
+    assert worker_threads(0, 2, 2) == 1  # one thread per worker, not 2 x 2 on 2 cores
+    assert worker_threads(0, 3, 2) == 1  # never below one
+    assert worker_threads(0, 2, 16) == 8
+    assert worker_threads(3, 2, 16) == 3  # FINSENT_THREADS wins
+    assert worker_threads(0, 1, None) == 1  # cpu_count() unknown
