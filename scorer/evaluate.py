@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from scorer.data import LABELS
 
@@ -27,14 +28,20 @@ def metrics(gold: Sequence[int], pred: Sequence[int]) -> dict[str, object]:
     }
 
 
-def predict_ids(backend: object, texts: Sequence[str], batch_size: int = 64) -> list[int]:
-    """Label ids predicted by a ``scorer.backends.Backend``, batched by length (less padding)."""
-    from scorer.data import LABEL2ID
-
+def predict_sentiments(backend: object, texts: Sequence[str], batch_size: int = 64) -> list[Any]:
+    """A ``scorer.backends.Backend``'s sentiments in input order, batched by length (less
+    padding); deterministic, so two backends compared on the same texts see the same batches."""
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = [0] * len(texts)
+    out: list[Any] = [None] * len(texts)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         for i, s in zip(idx, backend.predict([texts[i] for i in idx]), strict=True):  # type: ignore[attr-defined]
-            out[i] = LABEL2ID[s.label]
+            out[i] = s
     return out
+
+
+def predict_ids(backend: object, texts: Sequence[str], batch_size: int = 64) -> list[int]:
+    """Label ids predicted by a ``scorer.backends.Backend`` (see ``predict_sentiments``)."""
+    from scorer.data import LABEL2ID
+
+    return [LABEL2ID[s.label] for s in predict_sentiments(backend, texts, batch_size)]

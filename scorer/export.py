@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from scorer.backends import INT8_FILE, WEIGHTS_FILE, load_backend, read_metrics
 from scorer.data import LABEL2ID, LabelledSet
-from scorer.evaluate import metrics
+from scorer.evaluate import metrics, predict_sentiments
 from scorer.exceptions import ScorerError
 
 if TYPE_CHECKING:
@@ -110,20 +110,9 @@ def _quantize(onnx_dir: Path, per_channel: bool, out: Path) -> Path:
     return out
 
 
-def _predict(backend: Backend, texts: Sequence[str]) -> list[Sentiment]:
-    """Length-sorted batches of 64, as the worker's planner forms them."""
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out: list[Sentiment | None] = [None] * len(texts)
-    for start in range(0, len(order), 64):
-        idx = order[start : start + 64]
-        for i, sent in zip(idx, backend.predict([texts[i] for i in idx]), strict=True):
-            out[i] = sent
-    return [s for s in out if s is not None]
-
-
 def _accuracy(backend: Backend, data: LabelledSet) -> dict[str, Any]:
     started = time.perf_counter()
-    m = metrics(data.labels, [LABEL2ID[s.label] for s in _predict(backend, data.texts)])
+    m = metrics(data.labels, [LABEL2ID[s.label] for s in predict_sentiments(backend, data.texts)])
     m["seconds"] = round(time.perf_counter() - started, 2)
     return m
 
@@ -155,7 +144,7 @@ def export_int8(model_dir: Path, validation: LabelledSet, calibration: Sequence[
     model_dir = Path(model_dir)
     reference = load_backend(model_dir, backend="torch", device="cpu")
     torch_m = _accuracy(reference, validation)
-    probe_ref = _predict(reference, probe) if probe else []
+    probe_ref = predict_sentiments(reference, probe) if probe else []
     del reference
     max_length = int(read_metrics(model_dir).get("recipe", {}).get("max_length", 128))
     candidates: dict[str, dict[str, Any]] = {}
@@ -183,7 +172,7 @@ def export_int8(model_dir: Path, validation: LabelledSet, calibration: Sequence[
                                       "validation_macro_f1": m["macro_f1"],
                                       "bytes": cand.stat().st_size, "seconds": m["seconds"]}
             if probe:
-                record.update(_fidelity(probe_ref, _predict(backend, probe)))
+                record.update(_fidelity(probe_ref, predict_sentiments(backend, probe)))
             candidates[name] = record
             log.info("INT8 %s: %s (torch validation accuracy %s)", name, record,
                      torch_m["accuracy"])
