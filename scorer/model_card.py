@@ -248,7 +248,7 @@ Outputs the three probabilities; finsent's score is `p_positive - p_negative`.
   Rapids and later) `auto` picks **torch-bf16** instead, faster there and as accurate as fp32.
   {serving.get('rule', '')}; INT8 minus torch validation accuracy:
   {serving.get('int8_accuracy_change', '-')}.
-{"- " + serving["release_note"] if serving.get("release_note") else ""}
+{"- Release: " + meta["release_note"] if meta.get("release_note") else ""}
 {_int8_candidates(serving)}
 - CUDA: torch fp16. Weights are stored as fp16 safetensors and cast to fp32 for CPU torch.
 - Cost: {facts.get('flops_ratio_vs_bert_base', '-')} of BERT-base's FLOPs per token
