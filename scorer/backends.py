@@ -273,6 +273,19 @@ class _FastTokenizing:
         return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
 
+class TextEncoder(_FastTokenizing):
+    """The model's tokenizer alone, padded into the arrays ``OnnxBackend`` feeds its graph: for
+    code that runs an ONNX graph itself (``scorer.smoothing`` calibrates one)."""
+
+    def __init__(self, model_dir: Path, max_length: int) -> None:
+        self.max_length = max_length
+        self._load_tokenizer(Path(model_dir))
+
+    def encode(self, texts: Sequence[str], inputs: set[str]) -> dict[str, Any]:
+        """The arrays for ``texts`` that the graph declares among ``inputs``."""
+        return {k: v for k, v in self._encode_np(texts).items() if k in inputs}
+
+
 def _id2label(model_dir: Path) -> Any:
     """The config's id2label without transformers (config.json is plain JSON)."""
     from types import SimpleNamespace

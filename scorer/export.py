@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scorer.backends import INT8_FILE, WEIGHTS_FILE, load_backend, read_metrics
-from scorer.data import LABEL2ID, LabelledSet
-from scorer.evaluate import metrics, predict_sentiments
+from scorer.backends import INT8_FILE, WEIGHTS_FILE, OnnxBackend, load_backend, read_metrics
+from scorer.data import LabelledSet
+from scorer.evaluate import metrics, predict_ids, predict_sentiments
 from scorer.exceptions import ScorerError
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ def _quantize(onnx_dir: Path, per_channel: bool, out: Path) -> Path:
 
 def _accuracy(backend: Backend, data: LabelledSet) -> dict[str, Any]:
     started = time.perf_counter()
-    m = metrics(data.labels, [LABEL2ID[s.label] for s in predict_sentiments(backend, data.texts)])
+    m = metrics(data.labels, predict_ids(backend, data.texts))
     m["seconds"] = round(time.perf_counter() - started, 2)
     return m
 
@@ -145,6 +145,7 @@ def export_int8(model_dir: Path, validation: LabelledSet, calibration: Sequence[
     reference = load_backend(model_dir, backend="torch", device="cpu")
     torch_m = _accuracy(reference, validation)
     probe_ref = predict_sentiments(reference, probe) if probe else []
+    eval_length = reference.max_length  # the candidates are read at the torch model's length
     del reference
     max_length = int(read_metrics(model_dir).get("recipe", {}).get("max_length", 128))
     candidates: dict[str, dict[str, Any]] = {}
@@ -155,8 +156,8 @@ def export_int8(model_dir: Path, validation: LabelledSet, calibration: Sequence[
         plans: list[tuple[str, Path, bool]] = [("per-tensor", onnx_dir, False),
                                                ("per-channel", onnx_dir, True)]
         if calibration:
-            ranges = activation_ranges(onnx_dir / "model.onnx", model_dir / "tokenizer.json",
-                                       calibration, max_length)
+            ranges = activation_ranges(onnx_dir / "model.onnx", model_dir, calibration,
+                                       max_length)
             for alpha in SMOOTHING_ALPHAS:
                 src = Path(tmp) / f"smoothed-{alpha}"
                 smooth(onnx_dir / "model.onnx", ranges, alpha, src / "model.onnx")
@@ -165,8 +166,7 @@ def export_int8(model_dir: Path, validation: LabelledSet, calibration: Sequence[
         for name, src, per_channel in plans:
             cand = Path(tmp) / f"{name}.onnx"
             _quantize(src, per_channel, cand)
-            shutil.copyfile(cand, model_dir / INT8_FILE)
-            backend = load_backend(model_dir, backend="onnx-int8", device="cpu")
+            backend = OnnxBackend(model_dir, cand, "onnx-int8", eval_length, threads=0)
             m = _accuracy(backend, validation)
             record: dict[str, Any] = {"validation_accuracy": m["accuracy"],
                                       "validation_macro_f1": m["macro_f1"],
@@ -208,14 +208,22 @@ def export_int8(model_dir: Path, validation: LabelledSet, calibration: Sequence[
     return serving
 
 
+def _tfns(data_dir: Path) -> tuple[LabelledSet, LabelledSet] | None:
+    """(train, valid) of the tweet set when the data folder has it; it is optional here."""
+    from scorer.data import tfns_sets
+
+    return tfns_sets(data_dir) if (Path(data_dir) / "tfns").is_dir() else None
+
+
 def unlabelled_texts(data_dir: Path) -> tuple[list[str], list[str]]:
     """(calibration, probe) texts for ``export_int8``, from the training files only:
     PhraseBank training sentences and, when the folder has them, tfns training tweets."""
-    from scorer.data import phrasebank_split, tfns_sets
+    from scorer.data import phrasebank_split
 
     sources = [phrasebank_split(data_dir).train.texts]
-    if (Path(data_dir) / "tfns").is_dir():
-        sources.append(tfns_sets(data_dir)[0].texts)
+    tweets = _tfns(data_dir)
+    if tweets is not None:
+        sources.append(tweets[0].texts)
     calibration = [t for texts in sources for t in texts[:CALIBRATION_TEXTS]]
     probe = [t for texts in sources for t in texts[CALIBRATION_TEXTS:][:PROBE_TEXTS]]
     return calibration, probe
@@ -225,12 +233,11 @@ def validation_set(data_dir: Path) -> LabelledSet:
     """The labelled rows that gate INT8: PhraseBank validation, plus the tfns validation tweets
     when the folder has them. 387 PhraseBank rows alone cannot resolve 0.5 points (one row
     is 0.26; an INT8 model that changes 1 % of labels moves it by +-2 rows by chance)."""
-    from scorer.data import phrasebank_split, tfns_sets
+    from scorer.data import phrasebank_split
 
     rows = phrasebank_split(data_dir).validation
-    if (Path(data_dir) / "tfns").is_dir():
-        rows = rows + tfns_sets(data_dir)[1]
-    return rows
+    tweets = _tfns(data_dir)
+    return rows if tweets is None else rows + tweets[1]
 
 
 __all__ = ["export_int8", "fp32_onnx", "unlabelled_texts", "validation_set", "MAX_INT8_LOSS"]

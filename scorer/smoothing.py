@@ -41,24 +41,14 @@ def weight_matmuls(graph: Any) -> dict[str, list[Any]]:
     return groups
 
 
-def _feeds(tokenizer: Any, texts: Sequence[str], inputs: set[str]) -> dict[str, np.ndarray]:
-    encs = tokenizer.encode_batch(list(texts))
-    width = max(len(e.ids) for e in encs)
-    ids = np.zeros((len(encs), width), np.int64)
-    mask = np.zeros_like(ids)
-    for row, e in enumerate(encs):
-        ids[row, : len(e.ids)] = e.ids
-        mask[row, : len(e.ids)] = 1
-    feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-    return {k: v for k, v in feed.items() if k in inputs}
-
-
-def activation_ranges(onnx_file: Path, tokenizer_file: Path, texts: Sequence[str],
+def activation_ranges(onnx_file: Path, model_dir: Path, texts: Sequence[str],
                       max_length: int) -> dict[str, np.ndarray]:
-    """Per-channel max |x| of every weight-MatMul input over the real (unpadded) tokens."""
+    """Per-channel max |x| of every weight-MatMul input over the real (unpadded) tokens;
+    ``model_dir`` holds the tokenizer."""
     import onnx
     import onnxruntime as ort
-    from tokenizers import Tokenizer
+
+    from scorer.backends import TextEncoder
 
     if not texts:
         raise ValueError("activation ranges need at least one calibration text")
@@ -69,13 +59,11 @@ def activation_ranges(onnx_file: Path, tokenizer_file: Path, texts: Sequence[str
                                                                      None))
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     inputs = {i.name for i in session.get_inputs()}
-    tok = Tokenizer.from_file(str(tokenizer_file))
-    tok.enable_truncation(max_length=max_length)
-    tok.no_padding()
+    encoder = TextEncoder(model_dir, max_length)
     ranges: dict[str, np.ndarray] = {}
     ordered = sorted(texts, key=len)  # little padding, and padding rows are masked out anyway
     for start in range(0, len(ordered), CALIBRATION_BATCH):
-        feed = _feeds(tok, ordered[start : start + CALIBRATION_BATCH], inputs)
+        feed = encoder.encode(ordered[start : start + CALIBRATION_BATCH], inputs)
         real = feed["attention_mask"].astype(bool)
         for name, value in zip(names, session.run(names, feed), strict=True):
             # [batch, seq, channels] for token-wise inputs; [batch, channels] after pooling

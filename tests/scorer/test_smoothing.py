@@ -14,14 +14,11 @@ TEXTS = NEGATIVE[:4] + NEUTRAL[:4] + POSITIVE[:4]
 
 def _logits(onnx_file: Path, model_dir: Path) -> np.ndarray:
     import onnxruntime as ort
-    from tokenizers import Tokenizer
 
-    from scorer.smoothing import _feeds
+    from scorer.backends import TextEncoder
 
     session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
-    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    tok.enable_truncation(max_length=32)
-    feed = _feeds(tok, TEXTS, {i.name for i in session.get_inputs()})
+    feed = TextEncoder(model_dir, 32).encode(TEXTS, {i.name for i in session.get_inputs()})
     return session.run(["logits"], feed)[0]
 
 
@@ -40,7 +37,7 @@ def test_ranges_cover_every_weight_matmul_input(fp32_file: Path, tiny_model_dir:
     groups = weight_matmuls(onnx.load(str(fp32_file)).graph)
     # per layer: query/key/value share one input; attention output; FFN up; FFN down
     assert sum(len(nodes) for nodes in groups.values()) >= 6
-    ranges = activation_ranges(fp32_file, tiny_model_dir / "tokenizer.json", TEXTS, 32)
+    ranges = activation_ranges(fp32_file, tiny_model_dir, TEXTS, 32)
     assert set(ranges) == set(groups)
     for amax in ranges.values():
         assert amax.ndim == 1 and (amax >= 0).all() and amax.max() > 0
@@ -53,7 +50,7 @@ def test_smoothed_graph_computes_the_same_logits(
 
     from scorer.smoothing import activation_ranges, smooth, weight_matmuls
 
-    ranges = activation_ranges(fp32_file, tiny_model_dir / "tokenizer.json", TEXTS, 32)
+    ranges = activation_ranges(fp32_file, tiny_model_dir, TEXTS, 32)
     out = smooth(fp32_file, ranges, 0.75, tmp_path / "smoothed.onnx")
     graph = onnx.load(str(out)).graph
     muls = [n for n in graph.node if n.name.endswith("/SmoothMul")]
