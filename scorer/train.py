@@ -115,7 +115,7 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _length_grouped_batches(
+def length_grouped_batches(
     lengths: list[int], batch_size: int, rng: random.Random
 ) -> list[list[int]]:
     """Shuffled batches of similar length: less padding, still a random order per epoch."""
@@ -294,7 +294,7 @@ def train(cfg: TrainConfig, data: TrainingData | None = None) -> TrainResult:
     log.info("training %s on %d rows (%d steps/epoch, %d steps max) on %s",
              base, len(train_set), steps_per_epoch, total, device)
     for epoch in range(1, cfg.epochs + 1):
-        batches = _length_grouped_batches(lengths, cfg.batch_size, rng)
+        batches = length_grouped_batches(lengths, cfg.batch_size, rng)
         bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False)
         running, seen = 0.0, 0
         for b_i, batch in enumerate(bar, start=1):

@@ -25,6 +25,7 @@ DEVICE_HELP = "auto|cpu|cuda (FINSENT_DEVICE)."
 
 def register(app: typer.Typer) -> None:
     """Adds the model commands to the finsent app."""
+    app.command("pretrain")(pretrain)
     app.command("train")(train)
     app.command("eval")(evaluate)
     app.command("export")(export)
@@ -34,6 +35,39 @@ def register(app: typer.Typer) -> None:
 def _settings(**overrides: object) -> Settings:
     """Settings with CLI overrides (a bad value is one line, exit 2: see load_settings)."""
     return load_settings(**overrides)
+
+
+def pretrain(
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Shared data folder with phrasebank/, tfns/, stocknet/.")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Encoder folder to write.")] = Path("runs/dapt"),
+    base: Annotated[
+        Path | None, typer.Option(help="Base HF model folder (default: all-MiniLM-L6-v2 wheel).")
+    ] = None,
+    minutes: Annotated[float, typer.Option(min=0.01, help="Wall-clock budget.")] = 15.0,
+    epochs: Annotated[int, typer.Option(min=1)] = 3,
+    lr: Annotated[float, typer.Option(min=0.0)] = 1e-4,
+    phrasebank_repeat: Annotated[
+        int, typer.Option(min=1, help="PhraseBank train sentences per epoch, times.")
+    ] = 3,
+    stocknet: Annotated[
+        int, typer.Option(min=0, help="StockNet tweets to sample (English, no retweets).")
+    ] = 10_000,
+    seed: int = 0,
+    precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16.")] = "auto",
+) -> None:
+    """Masked-LM pre-training on finance text (training texts only) before `finsent train`."""
+    from scorer.pretrain import PretrainConfig
+    from scorer.pretrain import pretrain as run_pretrain
+
+    settings = _settings(data_dir=data_dir)
+    record = run_pretrain(PretrainConfig(
+        data_dir=settings.data_dir, out=out, base=base, minutes=minutes, epochs=epochs, lr=lr,
+        phrasebank_repeat=phrasebank_repeat, stocknet=stocknet, seed=seed, precision=precision,
+    ))
+    typer.echo(json.dumps({"out": str(out), "data": record["data"],
+                           "training": record["training"]}))
 
 
 def train(

