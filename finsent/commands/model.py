@@ -53,7 +53,7 @@ def pretrain(
     ] = 3,
     stocknet: Annotated[
         int, typer.Option(min=0, help="StockNet tweets to sample (English, no retweets).")
-    ] = 10_000,
+    ] = 0,
     seed: int = 0,
     precision: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16.")] = "auto",
 ) -> None:
