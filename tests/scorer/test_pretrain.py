@@ -15,6 +15,7 @@ from scorer.exceptions import ScorerError
 from scorer.pretrain import PretrainConfig, pretrain, stocknet_texts
 from scorer.train import TrainConfig, default_base, train
 from tests.fixtures.model import NEGATIVE, NEUTRAL, POSITIVE, tiny_sets
+from tests.scorer.test_train_eval import run_cli
 
 
 def _stocknet(folder: Path, rows: list[tuple[str, str, str]]) -> None:
@@ -63,3 +64,11 @@ def test_pretrain_adapts_encoder_keeps_pooler_and_fine_tunes(tmp_path: Path) -> 
 def test_pretrain_needs_texts(tmp_path: Path) -> None:
     with pytest.raises(ScorerError, match="no texts"):
         pretrain(PretrainConfig(data_dir=tmp_path, out=tmp_path / "o"), texts=[])
+
+
+def test_pretrain_cli_without_data_is_one_line_exit_2(tmp_path: Path) -> None:
+    proc = run_cli("pretrain", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("finsent: error: PhraseBank file not found")
+    assert not (tmp_path / "o").exists()
