@@ -34,9 +34,9 @@ class PretrainConfig:
     data_dir: Path
     out: Path
     base: Path | None = None
-    minutes: float = 15.0
+    minutes: float = 30.0
     """Wall-clock budget; the learning-rate schedule assumes ``epochs`` and stops early."""
-    epochs: int = 3
+    epochs: int = 2
     lr: float = 1e-4
     batch_size: int = 32
     max_length: int = 96

@@ -45,8 +45,8 @@ def pretrain(
     base: Annotated[
         Path | None, typer.Option(help="Base HF model folder (default: all-MiniLM-L6-v2 wheel).")
     ] = None,
-    minutes: Annotated[float, typer.Option(min=0.01, help="Wall-clock budget.")] = 15.0,
-    epochs: Annotated[int, typer.Option(min=1)] = 3,
+    minutes: Annotated[float, typer.Option(min=0.01, help="Wall-clock budget.")] = 30.0,
+    epochs: Annotated[int, typer.Option(min=1)] = 2,
     lr: Annotated[float, typer.Option(min=0.0)] = 1e-4,
     phrasebank_repeat: Annotated[
         int, typer.Option(min=1, help="PhraseBank train sentences per epoch, times.")
