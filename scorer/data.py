@@ -210,3 +210,9 @@ def tfns_sets(data_dir: Path) -> tuple[LabelledSet, LabelledSet]:
     """(train, valid) of the tweet set."""
     folder = Path(data_dir) / "tfns"
     return read_tfns(folder / "sent_train.csv"), read_tfns(folder / "sent_valid.csv")
+
+
+def tfns_sets_if_present(data_dir: Path) -> tuple[LabelledSet, LabelledSet] | None:
+    """``tfns_sets`` where the data folder has the tweet set; None where it is optional and
+    absent (a user's own data folder with PhraseBank only)."""
+    return tfns_sets(data_dir) if (Path(data_dir) / "tfns").is_dir() else None

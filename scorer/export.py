@@ -208,20 +208,13 @@ def export_int8(model_dir: Path, validation: LabelledSet, calibration: Sequence[
     return serving
 
 
-def _tfns(data_dir: Path) -> tuple[LabelledSet, LabelledSet] | None:
-    """(train, valid) of the tweet set when the data folder has it; it is optional here."""
-    from scorer.data import tfns_sets
-
-    return tfns_sets(data_dir) if (Path(data_dir) / "tfns").is_dir() else None
-
-
 def unlabelled_texts(data_dir: Path) -> tuple[list[str], list[str]]:
     """(calibration, probe) texts for ``export_int8``, from the training files only:
     PhraseBank training sentences and, when the folder has them, tfns training tweets."""
-    from scorer.data import phrasebank_split
+    from scorer.data import phrasebank_split, tfns_sets_if_present
 
     sources = [phrasebank_split(data_dir).train.texts]
-    tweets = _tfns(data_dir)
+    tweets = tfns_sets_if_present(data_dir)
     if tweets is not None:
         sources.append(tweets[0].texts)
     calibration = [t for texts in sources for t in texts[:CALIBRATION_TEXTS]]
@@ -233,10 +226,10 @@ def validation_set(data_dir: Path) -> LabelledSet:
     """The labelled rows that gate INT8: PhraseBank validation, plus the tfns validation tweets
     when the folder has them. 387 PhraseBank rows alone cannot resolve 0.5 points (one row
     is 0.26; an INT8 model that changes 1 % of labels moves it by +-2 rows by chance)."""
-    from scorer.data import phrasebank_split
+    from scorer.data import phrasebank_split, tfns_sets_if_present
 
     rows = phrasebank_split(data_dir).validation
-    tweets = _tfns(data_dir)
+    tweets = tfns_sets_if_present(data_dir)
     return rows if tweets is None else rows + tweets[1]
 
 

