@@ -86,6 +86,10 @@ class TrainConfig:
     distill_augment: int = 0
     """Perturbed copies of each PhraseBank train sentence added WITHOUT labels (``augment``):
     a transfer set near the training data that the teacher labels."""
+    distill_features: float = 0.0
+    """Weight of a sentence-representation loss (0 = off): the student's mean-pooled last layer,
+    through a linear map trained alongside and then dropped, is pulled towards the teacher's
+    (cosine), so the student copies how the teacher places sentences, not only its 3 outputs."""
     max_steps: int = 0
     """Stop after this many optimizer steps (0 = no limit); for tiny smoke runs."""
     threads: int = 0
@@ -245,8 +249,6 @@ def train(cfg: TrainConfig, data: TrainingData | None = None) -> TrainResult:
         {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)],
          "weight_decay": 0.0},
     ]
-    opt = torch.optim.AdamW(groups, lr=cfg.lr)
-    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
     # Loss scaling only for fp16; bf16 has fp32's exponent range.
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing, reduction="none")
@@ -254,15 +256,30 @@ def train(cfg: TrainConfig, data: TrainingData | None = None) -> TrainResult:
     weights_t = torch.tensor(weights, dtype=torch.float32)
     soft_t: torch.Tensor | None = None
     alpha_t = torch.zeros(len(train_set))
+    feats_t: torch.Tensor | None = None
+    proj: torch.nn.Linear | None = None
     if cfg.teacher is not None:
         taught = _taught_rows(cfg, train_set)
         soft_t = torch.zeros((len(train_set), len(LABELS)))
-        soft_t[taught] = teacher_probs(Path(cfg.teacher), [train_set.texts[i] for i in taught],
-                                       cfg.max_length, cfg.distill_temperature, device, amp_dtype)
+        taught_texts = [train_set.texts[i] for i in taught]
+        soft_t[taught], taught_feats = teacher_targets(
+            Path(cfg.teacher), taught_texts, cfg.max_length, cfg.distill_temperature, device,
+            amp_dtype, features=cfg.distill_features > 0)
         alpha_t[taught] = cfg.distill_alpha
         described["distilled_rows"] = len(taught)
+        if taught_feats is not None:
+            feats_t = torch.zeros((len(train_set), taught_feats.shape[1]))
+            feats_t[taught] = taught_feats
+            proj = torch.nn.Linear(model.config.hidden_size, feats_t.shape[1]).to(device)
+            groups[0]["params"].append(proj.weight)
+            groups[1]["params"].append(proj.bias)
     elif (labels_t < 0).any():
         raise ScorerError("unlabelled rows need a teacher (--teacher)")
+    if cfg.distill_features > 0 and cfg.teacher is None:
+        raise ScorerError("--distill-features needs a teacher (--teacher)")
+    opt = torch.optim.AdamW(groups, lr=cfg.lr)
+    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
+    trained = [p for g in groups for p in g["params"]]
     pad_id = tok.pad_token_id or 0
 
     ema: dict[str, torch.Tensor] | None = None
@@ -305,15 +322,21 @@ def train(cfg: TrainConfig, data: TrainingData | None = None) -> TrainResult:
             ids, mask = ids.to(device), mask.to(device)
             y, w = labels_t[batch].to(device), weights_t[batch].to(device)
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=use_amp):
-                logits = model(input_ids=ids, attention_mask=mask).logits
-            row_loss = _row_loss(logits.float(), y, None if soft_t is None else
+                out = model(input_ids=ids, attention_mask=mask,
+                            output_hidden_states=proj is not None)
+            row_loss = _row_loss(out.logits.float(), y, None if soft_t is None else
                                  soft_t[batch].to(device), alpha_t[batch].to(device), loss_fn,
                                  cfg.distill_temperature)
+            if proj is not None and feats_t is not None:
+                student = proj(mean_pool(out.hidden_states[-1].float(), mask))
+                taught_row = alpha_t[batch].to(device) > 0
+                row_loss = row_loss + cfg.distill_features * taught_row * feature_loss(
+                    student, feats_t[batch].to(device))
             loss = (row_loss * w).sum() / w.sum()
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(trained, cfg.grad_clip)
             scaler.step(opt)
             scaler.update()
             sched.step()
@@ -401,9 +424,11 @@ def _row_loss(logits: Any, y: Any, soft: Any, alpha: Any, loss_fn: Any,
     return torch.where(y >= 0, (1 - alpha) * ce + alpha * kl, kl)
 
 
-def teacher_probs(teacher: Path, texts: list[str], max_length: int, temperature: float,
-                  device: Any, amp_dtype: Any, batch: int = 64) -> Any:
-    """The teacher's temperature-softened probabilities for every training text, computed once."""
+def teacher_targets(teacher: Path, texts: list[str], max_length: int, temperature: float,
+                    device: Any, amp_dtype: Any, features: bool = False,
+                    batch: int = 64) -> tuple[Any, Any]:
+    """The teacher's temperature-softened probabilities for every training text, computed once,
+    and with ``features`` its mean-pooled last hidden layer (else None)."""
     import torch
     from tqdm.auto import tqdm
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -416,7 +441,8 @@ def teacher_probs(teacher: Path, texts: list[str], max_length: int, temperature:
     if [model.config.id2label[i] for i in range(len(LABELS))] != list(LABELS):
         raise ScorerError(f"teacher {teacher} labels {model.config.id2label} are not {LABELS}")
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = torch.zeros((len(texts), len(LABELS)), dtype=torch.float32)
+    probs = torch.zeros((len(texts), len(LABELS)), dtype=torch.float32)
+    feats = torch.zeros((len(texts), model.config.hidden_size)) if features else None
     with torch.inference_mode():
         for s in tqdm(range(0, len(order), batch), desc="teacher", unit="batch", leave=False):
             ids = order[s : s + batch]
@@ -424,10 +450,27 @@ def teacher_probs(teacher: Path, texts: list[str], max_length: int, temperature:
                       padding=True, return_tensors="pt").to(device)
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
                                 enabled=amp_dtype is not None):
-                logits = model(**enc).logits.float()
-            out[ids] = torch.softmax(logits / temperature, dim=-1).cpu()
+                out = model(**enc, output_hidden_states=features)
+            probs[ids] = torch.softmax(out.logits.float() / temperature, dim=-1).cpu()
+            if feats is not None:
+                feats[ids] = mean_pool(out.hidden_states[-1].float(),
+                                       enc["attention_mask"]).cpu()
     del model
-    return out
+    return probs, feats
+
+
+def mean_pool(hidden: Any, mask: Any) -> Any:
+    """Mask-aware mean over tokens: the sentence embedding both sentence-transformer bases were
+    trained to produce."""
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+
+def feature_loss(student: Any, teacher: Any) -> Any:
+    """Per-row 1 - cosine: scale-free, so the map need not learn the teacher's norms."""
+    import torch
+
+    return 1.0 - torch.nn.functional.cosine_similarity(student, teacher, dim=-1)
 
 
 def autocast_dtype(precision: str, device_type: str) -> Any:

@@ -116,6 +116,11 @@ def train(
         int, typer.Option(min=0, max=50, help="Perturbed copies of each PhraseBank train "
                           "sentence, unlabelled, as a transfer set (needs --teacher).")
     ] = 0,
+    distill_features: Annotated[
+        float, typer.Option(min=0.0, max=10.0, help="Weight of matching the teacher's sentence "
+                            "representation (cosine, through a dropped linear map; needs "
+                            "--teacher; 0 = off).")
+    ] = 0.0,
     max_steps: Annotated[int, typer.Option(min=0, help="Stop after N steps (0 = no limit).")] = 0,
     threads: Annotated[int, typer.Option(min=0, help="CPU threads (0 = all).")] = 0,
     precision: Annotated[
@@ -131,9 +136,9 @@ def train(
     from scorer.train import TrainConfig
     from scorer.train import train as run_train
 
-    if teacher is None and (distill_tfns or distill_augment):
-        raise typer.BadParameter("a transfer set (--distill-tfns, --distill-augment) needs "
-                                 "--teacher", param_hint="--teacher")
+    if teacher is None and (distill_tfns or distill_augment or distill_features):
+        raise typer.BadParameter("a transfer set (--distill-tfns, --distill-augment) or "
+                                 "--distill-features needs --teacher", param_hint="--teacher")
     settings = _settings(data_dir=data_dir)
     cfg = TrainConfig(
         data_dir=settings.data_dir, out=out, base=base, epochs=epochs, lr=lr,
@@ -143,7 +148,8 @@ def train(
         evals_per_epoch=evals_per_epoch, ema_decay=ema_decay, max_steps=max_steps,
         teacher=teacher, distill_alpha=distill_alpha, distill_temperature=distill_temperature,
         distill_tfns=distill_tfns, distill_labelled_tweets=distill_labelled_tweets,
-        distill_augment=distill_augment, threads=threads, precision=precision, version=version,
+        distill_augment=distill_augment, distill_features=distill_features, threads=threads,
+        precision=precision, version=version,
     )
     result = run_train(cfg)
     summary: dict[str, object] = {"out": str(out), "validation": result.best_validation,

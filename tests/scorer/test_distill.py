@@ -19,7 +19,9 @@ from scorer.train import (
     autocast_dtype,
     build_training_set,
     cpu_has_fast_bf16,
-    teacher_probs,
+    feature_loss,
+    mean_pool,
+    teacher_targets,
     train,
 )
 from tests.fixtures.model import NEGATIVE, POSITIVE, tiny_sets
@@ -58,16 +60,34 @@ def test_autocast_choice() -> None:
         autocast_dtype("int4", "cpu")
 
 
-def test_teacher_probs_follow_the_teacher(tiny_model_dir: Path) -> None:
+def test_teacher_targets_follow_the_teacher(tiny_model_dir: Path) -> None:
     texts = NEGATIVE[:3] + POSITIVE[:3]
-    sharp = teacher_probs(tiny_model_dir, texts, 32, 1.0, torch.device("cpu"), None)
-    soft = teacher_probs(tiny_model_dir, texts, 32, 4.0, torch.device("cpu"), None)
-    assert sharp.shape == (6, 3)
+    cpu = torch.device("cpu")
+    sharp, none = teacher_targets(tiny_model_dir, texts, 32, 1.0, cpu, None)
+    soft, feats = teacher_targets(tiny_model_dir, texts, 32, 4.0, cpu, None, features=True)
+    assert sharp.shape == (6, 3) and none is None
+    hidden = json.loads((tiny_model_dir / "config.json").read_text())["hidden_size"]
+    assert feats.shape == (6, hidden) and feats.abs().sum(-1).min() > 0
+    # batched with padding, each row's features equal the row scored alone
+    alone, alone_feats = teacher_targets(tiny_model_dir, texts[-1:], 32, 4.0, cpu, None,
+                                         features=True)
+    assert torch.allclose(alone_feats[0], feats[-1], atol=1e-4)
+    assert torch.allclose(alone[0], soft[-1], atol=1e-5)
     assert torch.allclose(sharp.sum(-1), torch.ones(6), atol=1e-5)
     # a higher temperature flattens every row towards uniform
     assert (soft.max(-1).values <= sharp.max(-1).values + 1e-6).all()
     with pytest.raises(ScorerError, match="no config.json"):
-        teacher_probs(tiny_model_dir / "missing", texts, 32, 1.0, torch.device("cpu"), None)
+        teacher_targets(tiny_model_dir / "missing", texts, 32, 1.0, cpu, None)
+
+
+def test_mean_pool_ignores_padding_and_feature_loss_is_scale_free() -> None:
+    hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
+    mask = torch.tensor([[1, 1, 0]])
+    assert torch.equal(mean_pool(hidden, mask), torch.tensor([[2.0, 3.0]]))
+    a = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    assert torch.allclose(feature_loss(a, a * 5), torch.zeros(2), atol=1e-6)
+    assert feature_loss(a, -a).tolist() == pytest.approx([2.0, 2.0])
+    assert feature_loss(a, a.flip(-1)).tolist() == pytest.approx([1.0, 1.0])
 
 
 def test_tiny_distilled_run_with_unlabelled_rows(tmp_path: Path, tiny_model_dir: Path) -> None:
@@ -87,6 +107,31 @@ def test_tiny_distilled_run_with_unlabelled_rows(tmp_path: Path, tiny_model_dir:
     no_teacher = _cfg(tmp_path, epochs=1, max_steps=1, max_length=32, include_tfns=False)
     with pytest.raises(ScorerError, match="need a teacher"):
         train(no_teacher, data=(train_set, weights + [1.0, 1.0], valid, described))
+
+
+def test_feature_distillation_trains_the_encoder_and_ships_no_extra_weights(
+        tmp_path: Path, tiny_model_dir: Path) -> None:
+    from safetensors.torch import load_file
+
+    data = tiny_sets()
+    runs = {}
+    for beta in (0.0, 2.0):
+        cfg = TrainConfig(data_dir=tmp_path, out=tmp_path / f"beta{beta}", teacher=tiny_model_dir,
+                          distill_features=beta, epochs=1, lr=2e-4, batch_size=12,
+                          max_length=32, include_tfns=False, max_steps=3, patience=5,
+                          precision="fp32")
+        train(cfg, data=data)
+        runs[beta] = load_file(str(cfg.out / "model.safetensors"))
+        assert json.loads((cfg.out / "metrics.json").read_text())["recipe"][
+            "distill_features"] == beta
+    shipped = load_file(str(tiny_model_dir / "model.safetensors"))
+    # the trained map is dropped: the saved model has exactly the classifier's tensors
+    assert set(runs[2.0]) == set(runs[0.0]) == set(shipped)
+    encoder = [k for k in runs[0.0] if "encoder" in k]
+    assert any(not torch.equal(runs[0.0][k], runs[2.0][k]) for k in encoder)
+    with pytest.raises(ScorerError, match="needs a teacher"):
+        train(TrainConfig(data_dir=tmp_path, out=tmp_path / "x", distill_features=1.0,
+                          max_steps=1, max_length=32, include_tfns=False), data=data)
 
 
 def test_taught_rows_leave_labelled_tweets_to_their_labels(tmp_path: Path) -> None:
@@ -142,7 +187,7 @@ def test_train_cli_refuses_a_transfer_set_without_teacher(tmp_path: Path) -> Non
 
     from finsent.cli import app
 
-    result = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "m"),
-                                      "--distill-augment", "2"])
-    assert result.exit_code == 2
-    assert "needs --teacher" in result.output
+    for option in ("--distill-augment", "--distill-features"):
+        result = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "m"), option, "2"])
+        assert result.exit_code == 2
+        assert "needs --teacher" in result.output
