@@ -270,7 +270,14 @@ def train(cfg: TrainConfig, data: TrainingData | None = None) -> TrainResult:
         if taught_feats is not None:
             feats_t = torch.zeros((len(train_set), taught_feats.shape[1]))
             feats_t[taught] = taught_feats
+            _, student_feats = model_outputs(model, tok, taught_texts, cfg.max_length, 1.0,
+                                             device, amp_dtype, features=True)
+            model.train()
+            weight, bias = fit_projection(student_feats, taught_feats)
             proj = torch.nn.Linear(model.config.hidden_size, feats_t.shape[1]).to(device)
+            with torch.no_grad():
+                proj.weight.copy_(weight)
+                proj.bias.copy_(bias)
             groups[0]["params"].append(proj.weight)
             groups[1]["params"].append(proj.bias)
     elif (labels_t < 0).any():
@@ -425,26 +432,36 @@ def _row_loss(logits: Any, y: Any, soft: Any, alpha: Any, loss_fn: Any,
 
 
 def teacher_targets(teacher: Path, texts: list[str], max_length: int, temperature: float,
-                    device: Any, amp_dtype: Any, features: bool = False,
-                    batch: int = 64) -> tuple[Any, Any]:
+                    device: Any, amp_dtype: Any, features: bool = False) -> tuple[Any, Any]:
     """The teacher's temperature-softened probabilities for every training text, computed once,
     and with ``features`` its mean-pooled last hidden layer (else None)."""
     import torch
-    from tqdm.auto import tqdm
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     if not (teacher / "config.json").is_file():
         raise ScorerError(f"teacher folder {teacher} has no config.json")
     tok = AutoTokenizer.from_pretrained(teacher, local_files_only=True)
     model = AutoModelForSequenceClassification.from_pretrained(
-        teacher, local_files_only=True, dtype=torch.float32).to(device).eval()
+        teacher, local_files_only=True, dtype=torch.float32).to(device)
     if [model.config.id2label[i] for i in range(len(LABELS))] != list(LABELS):
         raise ScorerError(f"teacher {teacher} labels {model.config.id2label} are not {LABELS}")
+    return model_outputs(model, tok, texts, max_length, temperature, device, amp_dtype, features)
+
+
+def model_outputs(model: Any, tok: Any, texts: list[str], max_length: int, temperature: float,
+                  device: Any, amp_dtype: Any, features: bool = False,
+                  batch: int = 64) -> tuple[Any, Any]:
+    """Softened probabilities (and mean-pooled last-layer features) of a loaded model, in
+    length-sorted batches; leaves the model in eval mode."""
+    import torch
+    from tqdm.auto import tqdm
+
+    model.eval()
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    probs = torch.zeros((len(texts), len(LABELS)), dtype=torch.float32)
+    probs = torch.zeros((len(texts), model.config.num_labels), dtype=torch.float32)
     feats = torch.zeros((len(texts), model.config.hidden_size)) if features else None
     with torch.inference_mode():
-        for s in tqdm(range(0, len(order), batch), desc="teacher", unit="batch", leave=False):
+        for s in tqdm(range(0, len(order), batch), desc="targets", unit="batch", leave=False):
             ids = order[s : s + batch]
             enc = tok([texts[i] for i in ids], truncation=True, max_length=max_length,
                       padding=True, return_tensors="pt").to(device)
@@ -455,8 +472,21 @@ def teacher_targets(teacher: Path, texts: list[str], max_length: int, temperatur
             if feats is not None:
                 feats[ids] = mean_pool(out.hidden_states[-1].float(),
                                        enc["attention_mask"]).cpu()
-    del model
     return probs, feats
+
+
+def fit_projection(student: Any, teacher: Any, ridge: float = 1e-2) -> tuple[Any, Any]:
+    """Least-squares map from the student's features to the teacher's unit-norm ones, so the
+    cosine loss starts from the best linear alignment instead of pushing random-projection
+    gradients into the encoder. Returns (weight [teacher_dim, student_dim], bias)."""
+    import torch
+
+    x = torch.cat([student, torch.ones(len(student), 1)], dim=1).double()
+    y = torch.nn.functional.normalize(teacher, dim=-1).double()
+    reg = ridge * torch.eye(x.shape[1], dtype=torch.float64)
+    reg[-1, -1] = 0.0  # the bias is not shrunk
+    w = torch.linalg.solve(x.T @ x + reg * len(x), x.T @ y)
+    return w[:-1].T.float().contiguous(), w[-1].float()
 
 
 def mean_pool(hidden: Any, mask: Any) -> Any:

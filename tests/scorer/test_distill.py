@@ -20,6 +20,7 @@ from scorer.train import (
     build_training_set,
     cpu_has_fast_bf16,
     feature_loss,
+    fit_projection,
     mean_pool,
     teacher_targets,
     train,
@@ -88,6 +89,18 @@ def test_mean_pool_ignores_padding_and_feature_loss_is_scale_free() -> None:
     assert torch.allclose(feature_loss(a, a * 5), torch.zeros(2), atol=1e-6)
     assert feature_loss(a, -a).tolist() == pytest.approx([2.0, 2.0])
     assert feature_loss(a, a.flip(-1)).tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_fit_projection_recovers_a_linear_teacher() -> None:
+    gen = torch.Generator().manual_seed(0)
+    student = torch.randn(400, 8, generator=gen)
+    teacher = student @ torch.randn(8, 12, generator=gen) + torch.randn(12, generator=gen)
+    weight, bias = fit_projection(student, teacher, ridge=1e-6)
+    assert weight.shape == (12, 8) and bias.shape == (12,)
+    mapped = student @ weight.T + bias
+    assert feature_loss(mapped, teacher).mean().item() < 0.01  # unit-norm targets: near, not exact
+    # a random map is far from aligned: the fit is what makes the start meaningful
+    assert feature_loss(torch.nn.Linear(8, 12)(student), teacher).mean().item() > 0.3
 
 
 def test_tiny_distilled_run_with_unlabelled_rows(tmp_path: Path, tiny_model_dir: Path) -> None:
