@@ -96,6 +96,7 @@ def pretrain(cfg: PretrainConfig, texts: list[str] | None = None) -> dict[str, o
     """Masked-LM steps on ``texts`` (default: ``pretrain_corpus``); writes the encoder to
     ``cfg.out`` with the base's pooler kept, so classification fine-tuning starts as before."""
     import torch
+    from tqdm.auto import tqdm
     from transformers import (
         AutoModel,
         AutoModelForMaskedLM,
@@ -136,7 +137,8 @@ def pretrain(cfg: PretrainConfig, texts: list[str] | None = None) -> dict[str, o
     for epoch in range(1, cfg.epochs + 1):
         batches = length_grouped_batches([len(x) for x in ids], cfg.batch_size, rng)
         running, seen = 0.0, 0
-        for batch in batches:
+        bar = tqdm(batches, desc=f"pre-train {epoch}/{cfg.epochs}", unit="batch", leave=False)
+        for batch in bar:
             inputs = collate([{"input_ids": ids[i]} for i in batch]).to(device)
             masked = inputs["labels"] != -100
             if step in (0, head_only):
@@ -157,9 +159,11 @@ def pretrain(cfg: PretrainConfig, texts: list[str] | None = None) -> dict[str, o
             sched.step()
             step += 1
             running, seen = running + loss.item(), seen + 1
+            bar.set_postfix(mlm_loss=f"{running / seen:.4f}")
             if time.monotonic() - started > budget:
                 out_of_time = True
                 break
+        bar.close()
         history.append({"epoch": epoch, "step": step, "mlm_loss": round(running / seen, 4),
                         "elapsed_s": round(time.monotonic() - started, 1)})
         log.info("pre-train epoch %d: masked-LM loss %.4f (%d steps, %.0f s)", epoch,
