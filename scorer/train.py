@@ -185,24 +185,11 @@ def build_training_set(cfg: TrainConfig) -> TrainingData:
     return train, w, split.validation, described
 
 
-def _predict_ids(
-    model: Any, tok: Any, texts: list[str], max_length: int, device: Any, batch: int = 64
-) -> list[int]:
-    import torch
-
-    model.eval()
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    preds = [0] * len(texts)
-    with torch.inference_mode():
-        for s in range(0, len(order), batch):
-            ids = order[s : s + batch]
-            enc = tok([texts[i] for i in ids], truncation=True, max_length=max_length,
-                      padding=True, return_tensors="pt").to(device)
-            logits = model(**enc).logits
-            for i, p in zip(ids, logits.argmax(-1).tolist(), strict=True):
-                preds[i] = p
+def _predict_ids(model: Any, tok: Any, texts: list[str], max_length: int, device: Any) -> list[int]:
+    """Validation predictions in fp32, then back to training mode."""
+    probs, _ = model_outputs(model, tok, texts, max_length, 1.0, device, None, desc="validation")
     model.train()
-    return preds
+    return probs.argmax(-1).tolist()
 
 
 def train(cfg: TrainConfig, data: TrainingData | None = None) -> TrainResult:
@@ -220,6 +207,8 @@ def train(cfg: TrainConfig, data: TrainingData | None = None) -> TrainResult:
     )
 
     base = resolve_base(cfg.base)
+    if cfg.distill_features > 0 and cfg.teacher is None:
+        raise ScorerError("--distill-features needs a teacher (--teacher)")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
@@ -282,8 +271,6 @@ def train(cfg: TrainConfig, data: TrainingData | None = None) -> TrainResult:
             groups[1]["params"].append(proj.bias)
     elif (labels_t < 0).any():
         raise ScorerError("unlabelled rows need a teacher (--teacher)")
-    if cfg.distill_features > 0 and cfg.teacher is None:
-        raise ScorerError("--distill-features needs a teacher (--teacher)")
     opt = torch.optim.AdamW(groups, lr=cfg.lr)
     sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
     trained = [p for g in groups for p in g["params"]]
@@ -449,8 +436,8 @@ def teacher_targets(teacher: Path, texts: list[str], max_length: int, temperatur
 
 
 def model_outputs(model: Any, tok: Any, texts: list[str], max_length: int, temperature: float,
-                  device: Any, amp_dtype: Any, features: bool = False,
-                  batch: int = 64) -> tuple[Any, Any]:
+                  device: Any, amp_dtype: Any, features: bool = False, batch: int = 64,
+                  desc: str = "targets") -> tuple[Any, Any]:
     """Softened probabilities (and mean-pooled last-layer features) of a loaded model, in
     length-sorted batches; leaves the model in eval mode."""
     import torch
@@ -461,7 +448,7 @@ def model_outputs(model: Any, tok: Any, texts: list[str], max_length: int, tempe
     probs = torch.zeros((len(texts), model.config.num_labels), dtype=torch.float32)
     feats = torch.zeros((len(texts), model.config.hidden_size)) if features else None
     with torch.inference_mode():
-        for s in tqdm(range(0, len(order), batch), desc="targets", unit="batch", leave=False):
+        for s in tqdm(range(0, len(order), batch), desc=desc, unit="batch", leave=False):
             ids = order[s : s + batch]
             enc = tok([texts[i] for i in ids], truncation=True, max_length=max_length,
                       padding=True, return_tensors="pt").to(device)
